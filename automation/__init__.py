@@ -1,0 +1,1 @@
+"""Automations: rules on live prices, their execution, and the automation:* events."""

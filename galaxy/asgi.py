@@ -1,0 +1,24 @@
+"""The ASGI application: Socket.IO under /socket.io/ (both transports), Django for the rest."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galaxy.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402  (settings must be set first)
+
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
+
+from realtime.app import build_engine, cors_policy, socketio_routes  # noqa: E402
+
+engine = build_engine()
+http_routes, websocket_routes = socketio_routes(engine, cors_policy())
+
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter([*http_routes, re_path(r"", django_application)]),
+        "websocket": URLRouter(websocket_routes),
+    }
+)

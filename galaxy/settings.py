@@ -1,0 +1,198 @@
+"""Every setting, read once from the environment (and a `.env` file) with the seed's names.
+
+The embedded default needs no variable at all: SQLite, the in-memory channel layer, no Redis.
+NODE_ENV=production refuses to start until the settings production needs are set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# The real environment wins over .env, as with every dotenv loader.
+load_dotenv(os.environ.get("GALAXY_ENV_FILE", BASE_DIR / ".env"), override=False)
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+GALAXY_VERSION = "1.0.0"
+
+# -- server (seed: Server Configuration) -------------------------------------------------------
+NODE_ENV = env("NODE_ENV", "development")
+PRODUCTION = NODE_ENV == "production"
+WEBSOCKET_HOST = env("WEBSOCKET_HOST", "0.0.0.0")
+WEBSOCKET_PORT = env_int("WEBSOCKET_PORT", 3001)
+
+# -- connections (seed: Connection Configuration) ----------------------------------------------
+MAX_CONNECTIONS_PER_USER = env_int("MAX_CONNECTIONS_PER_USER", 5)
+# CONNECTION_TIMEOUT is both Engine.IO's pingTimeout and the time a client has to send its
+# Socket.IO CONNECT; HEARTBEAT_INTERVAL is both pingInterval and the seed's `ping` event period.
+CONNECTION_TIMEOUT_MS = env_int("CONNECTION_TIMEOUT", 30000)
+HEARTBEAT_INTERVAL_MS = env_int("HEARTBEAT_INTERVAL", 30000)
+ROOM_CLEANUP_INTERVAL_MS = env_int("ROOM_CLEANUP_INTERVAL", 300000)
+# Socket.IO's maxHttpBufferSize: the largest message or polling body, in bytes (Node's 1 MB).
+MAX_HTTP_BUFFER_SIZE = env_int("MAX_HTTP_BUFFER_SIZE", 1_000_000)
+
+# -- CORS (seed: CORS Configuration) -----------------------------------------------------------
+ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:3001")
+CORS_CREDENTIALS = env_bool("CORS_CREDENTIALS", True)
+
+# -- Supabase and Stellar ----------------------------------------------------------------------
+SUPABASE_URL = env("SUPABASE_URL")
+SUPABASE_ANON_KEY = env("SUPABASE_ANON_KEY")
+SUPABASE_SERVICE_ROLE_KEY = env("SUPABASE_SERVICE_ROLE_KEY")
+STELLAR_NETWORK = env("STELLAR_NETWORK", "testnet")
+STELLAR_HORIZON_URL = env("STELLAR_HORIZON_URL", "https://horizon-testnet.stellar.org")
+
+# -- storage and channel layer -----------------------------------------------------------------
+REDIS_URL = env("REDIS_URL")
+DATABASE_URL = env("DATABASE_URL")
+
+if PRODUCTION:
+    missing = [
+        name
+        for name in ("DJANGO_SECRET_KEY", "SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "DATABASE_URL", "REDIS_URL")
+        if not env(name)
+    ]
+    if missing:
+        raise ImproperlyConfigured("NODE_ENV=production needs these settings: " + ", ".join(missing))
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", "galaxy-development-only-not-secret")
+DEBUG = env_bool("DJANGO_DEBUG", NODE_ENV == "development")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "*")
+
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
+    if DATABASE_URL
+    else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+}
+
+if REDIS_URL:
+    # The pub/sub layer: a group send is one PUBLISH that every subscribed process receives,
+    # with no per-channel capacity to overflow (the list layer drops group sends silently when
+    # a channel is full, DESIGN.md decision 3).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    # One fan-out channel per process reads every room message; 100 (the default) would drop
+    # bursts, and this layer only ever has that one reader.
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 100_000}}
+    }
+
+# Domain consumers of `prefix:` events, found as Channels finds routes (realtime imports none).
+REALTIME_EVENT_CONSUMERS = [
+    "market.consumers.MarketConsumer",
+    "transactions.consumers.TransactionConsumer",
+    "automation.consumers.AutomationConsumer",
+]
+
+# -- Django ------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "realtime",
+    "market",
+    "transactions",
+    "automation",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "galaxy.urls"
+ASGI_APPLICATION = "galaxy.asgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+USE_TZ = True
+TIME_ZONE = "UTC"
+APPEND_SLASH = False
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# -- logging (seed: Logging Configuration) -----------------------------------------------------
+_LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
+LOG_LEVEL = _LOG_LEVELS.get(env("LOG_LEVEL", "info").lower())
+LOG_CONSOLE = env_bool("LOG_CONSOLE", True)
+LOG_FILE = env_bool("LOG_FILE", False)
+LOG_FILE_PATH = env("LOG_FILE_PATH", str(BASE_DIR / "logs" / "galaxy.log"))
+if LOG_LEVEL is None:
+    raise ImproperlyConfigured(f"LOG_LEVEL must be debug, info, warn or error, not {env('LOG_LEVEL')!r}")
+
+_handlers: dict = {}
+if LOG_CONSOLE:
+    _handlers["console"] = {"class": "logging.StreamHandler", "formatter": "plain"}
+if LOG_FILE:
+    Path(LOG_FILE_PATH).parent.mkdir(parents=True, exist_ok=True)
+    _handlers["file"] = {"class": "logging.handlers.WatchedFileHandler", "filename": LOG_FILE_PATH, "formatter": "plain"}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": _handlers or {"null": {"class": "logging.NullHandler"}},
+    "root": {"handlers": list(_handlers) or ["null"], "level": LOG_LEVEL},
+}

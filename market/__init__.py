@@ -1,0 +1,1 @@
+"""Market data: pairs, the Horizon market feed, and the market:* events."""

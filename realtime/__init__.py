@@ -1,0 +1,1 @@
+"""The Socket.IO server on Channels; it knows nothing of markets, wallets or automations."""

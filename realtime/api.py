@@ -1,0 +1,10 @@
+"""The small API domain apps use: handlers, errors, payload validation and emit."""
+
+from .consumers import EventConsumer, EventRequest, now_ms, validate
+from .emit import emit, emit_sync
+from .errors import AuthRequired, Forbidden, InvalidPayload, NotFound, RealtimeError
+
+__all__ = [
+    "AuthRequired", "EventConsumer", "EventRequest", "Forbidden", "InvalidPayload", "NotFound",
+    "RealtimeError", "emit", "emit_sync", "now_ms", "validate",
+]

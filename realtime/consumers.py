@@ -1,0 +1,71 @@
+"""What domain apps write their `prefix:` event handlers on: EventConsumer and EventRequest."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import InvalidPayload
+from .permissions import check_room_access
+from .rooms import validate_room
+
+if TYPE_CHECKING:
+    from rest_framework.serializers import Serializer
+
+    from .server import Socket
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class EventRequest:
+    """One client event as a handler sees it: its data, its user, and what it may do."""
+
+    def __init__(self, socket: Socket, event: str, data: Any) -> None:
+        self.socket = socket
+        self.event = event
+        self.data = data
+
+    @property
+    def user(self) -> Any:
+        return self.socket.data.get("user")
+
+    @property
+    def socket_id(self) -> str:
+        return self.socket.sid
+
+    async def join(self, room: str) -> None:
+        """Put the socket in `room` after the room-access policy agreed."""
+        room = validate_room(room)
+        check_room_access(self.user, room)
+        await self.socket.join(room)
+
+    async def leave(self, room: str) -> None:
+        await self.socket.leave(validate_room(room))
+
+    async def emit(self, event: str, data: Any) -> None:
+        """An event to this socket only."""
+        await self.socket.emit(event, data)
+
+
+class EventConsumer:
+    """A domain app's handlers for `<prefix>:<name>` events.
+
+    `events` maps each name to a method; the router reads it once at start-up, so a client's
+    event name only ever selects from this table. A handler takes an EventRequest and returns
+    the fields of its `{"ok": true, ...}` ack, or raises a RealtimeError.
+    """
+
+    prefix: ClassVar[str]
+    events: ClassVar[dict[str, str]]
+
+
+def validate(serializer_class: type[Serializer], data: Any) -> dict:
+    """The payload as the serializer's validated data, or InvalidPayload with its field errors."""
+    if not isinstance(data, dict):
+        raise InvalidPayload("payload must be a JSON object")
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise InvalidPayload(details=serializer.errors)
+    return serializer.validated_data

@@ -1,0 +1,35 @@
+"""Which browser origins may reach the Socket.IO endpoint, and the CORS headers that say so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    allowed_origins: frozenset[str]  # exact origins; "*" allows any (development only)
+    allow_credentials: bool
+
+    def allows(self, origin: str | None) -> bool:
+        # A request without Origin does not come from a browser page (mobile apps, servers,
+        # CLI clients): CORS protects browsers' users, so there is nothing to enforce.
+        if origin is None:
+            return True
+        return "*" in self.allowed_origins or origin in self.allowed_origins
+
+    def headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
+        if origin is None or not self.allows(origin):
+            return []
+        headers = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+        if self.allow_credentials:
+            headers.append((b"access-control-allow-credentials", b"true"))
+        return headers
+
+    def preflight_headers(self, origin: str | None, request_headers: bytes | None) -> list[tuple[bytes, bytes]]:
+        headers = self.headers(origin)
+        headers.append((b"access-control-allow-methods", b"GET, POST, OPTIONS"))
+        if request_headers:
+            headers.append((b"access-control-allow-headers", request_headers))
+        # One day, the longest Chromium honours is two hours anyway; it saves a round trip per poll.
+        headers.append((b"access-control-max-age", b"86400"))
+        return headers

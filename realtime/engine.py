@@ -1,0 +1,298 @@
+"""The Engine.IO server: sessions, heartbeats, the polling outbox and the WebSocket upgrade.
+
+It stands alone (the conformance server runs it with a plain echo handler) and hands whole
+messages to one `EngineHandler`, which for the product is the Socket.IO server. Transports call
+it; it never touches HTTP or WebSocket framing itself, only the `FrameWriter` a WebSocket
+transport gives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+from .protocol import engineio as eio
+from .session import IllegalMove, Move, State, advance
+
+logger = logging.getLogger(__name__)
+
+Frame = str | bytes  # one packet in its WebSocket form: "4hello", "2", raw binary bytes
+NOOP_FRAME = "6"
+CLOSE_FRAME = "1"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    ping_interval: float  # seconds between server pings (Engine.IO pingInterval)
+    ping_timeout: float  # seconds a client has to answer a ping (pingTimeout)
+    max_payload: int  # bytes per message or polling body (maxHttpBufferSize)
+    # Node's default: a client that answered the probe gets this long to send "5".
+    upgrade_timeout: float = 10.0
+
+
+class EngineHandler(Protocol):
+    async def on_open(self, session: EngineSession) -> None: ...
+    async def on_message(self, session: EngineSession, data: str | bytes) -> None: ...
+    async def on_close(self, session: EngineSession, reason: str) -> None: ...
+
+
+class FrameWriter(Protocol):
+    """What a WebSocket transport gives a session to write with."""
+
+    async def send_frame(self, frame: Frame) -> None: ...
+    async def close(self) -> None: ...
+
+
+class SessionError(Exception):
+    """A polling request the session refuses; the transport answers HTTP 400 with this code."""
+
+    def __init__(self, code: eio.ErrorCode, *, close_session: bool) -> None:
+        super().__init__(code.message)
+        self.code = code
+        self.close_session = close_session
+
+
+class EngineSession:
+    """One Engine.IO connection, whatever transport it is on right now."""
+
+    def __init__(self, server: EngineServer, sid: str, state: State, scope: dict) -> None:
+        self.server = server
+        self.sid = sid
+        self.state = state
+        self.scope = scope
+        self.data: dict[str, Any] = {}  # for the layer above (the Socket.IO connection)
+        self._outbox: list[Frame] = []
+        self._outbox_ready = asyncio.Event()
+        self._poll_waiting = False
+        self._post_running = False
+        self._ws: FrameWriter | None = None
+        self._probe_ws: FrameWriter | None = None
+        self._loop = asyncio.get_running_loop()
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_deadline: asyncio.TimerHandle | None = None
+        self._upgrade_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def transport(self) -> str:
+        return "websocket" if self.state is State.WEBSOCKET else "polling"
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def write(self, frames: Sequence[Frame]) -> None:
+        """Send already-encoded frames; the fan-out path calls this with one shared frame."""
+        if self.state is State.WEBSOCKET:
+            for frame in frames:
+                await self._ws.send_frame(frame)
+        elif self.state is not State.CLOSED:
+            self._outbox.extend(frames)
+            self._outbox_ready.set()
+
+    async def send_message(self, data: str | bytes) -> None:
+        await self.write([eio.encode_packet(eio.Packet(eio.PacketType.MESSAGE, data))])
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def receive(self, packet: eio.Packet) -> None:
+        """A packet that arrived on the session's current transport."""
+        if packet.type is eio.PacketType.PONG:
+            self._pong_received()
+        elif packet.type is eio.PacketType.MESSAGE:
+            await self.server.handler.on_message(self, packet.data)
+        elif packet.type is eio.PacketType.CLOSE:
+            await self.close("transport close", notify_client=False)
+        # OPEN, PING, UPGRADE and NOOP mean nothing on an open transport: ignored, as Node does.
+
+    # -- long-polling ----------------------------------------------------------------------
+
+    async def poll(self) -> str:
+        """Wait for frames and return them as one polling response body.
+
+        A session that closed since the request found it answers what was left, or a noop.
+        """
+        if self.state is State.WEBSOCKET:
+            raise SessionError(eio.ErrorCode.BAD_REQUEST, close_session=False)
+        if self._poll_waiting:
+            raise SessionError(eio.ErrorCode.BAD_REQUEST, close_session=True)
+        self._poll_waiting = True
+        try:
+            while not self._outbox and self.state in (State.POLLING, State.UPGRADING):
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+        finally:
+            self._poll_waiting = False
+        if self.state is State.CLOSED:
+            self.server.take_client_close(self.sid)  # this GET was the one owed a noop
+        frames, self._outbox = self._outbox, []
+        if not frames:  # upgraded or closed by the client while waiting
+            return NOOP_FRAME
+        return eio.RECORD_SEPARATOR.join(_frame_to_payload_part(f) for f in frames)
+
+    async def post(self, body: str) -> None:
+        """Packets a polling client sent; raises DecodeError on a malformed body."""
+        if self.state is State.CLOSED:
+            raise SessionError(eio.ErrorCode.UNKNOWN_SID, close_session=False)
+        if self.state is State.WEBSOCKET:
+            raise SessionError(eio.ErrorCode.BAD_REQUEST, close_session=False)
+        if self._post_running:
+            raise SessionError(eio.ErrorCode.BAD_REQUEST, close_session=True)
+        packets = eio.decode_payload(body)
+        self._post_running = True
+        try:
+            for packet in packets:
+                if self.state is State.CLOSED:
+                    break
+                await self.receive(packet)
+        finally:
+            self._post_running = False
+
+    # -- upgrade ---------------------------------------------------------------------------
+
+    async def probe(self, ws: FrameWriter) -> None:
+        """"2probe" on a new WebSocket: answer it and release the waiting GET with a noop."""
+        self.state = advance(self.state, Move.PROBE)
+        self._probe_ws = ws
+        await ws.send_frame("3probe")
+        await self.write([NOOP_FRAME])
+        loop = asyncio.get_running_loop()
+        self._upgrade_timer = loop.call_later(
+            self.server.config.upgrade_timeout, self._upgrade_expired, ws
+        )
+
+    async def upgrade(self, ws: FrameWriter) -> None:
+        """"5" on the probed WebSocket: move over, sending what waited on polling first."""
+        if ws is not self._probe_ws:
+            raise IllegalMove("upgrade from a WebSocket that did not probe")
+        advance(self.state, Move.UPGRADE)  # raises before anything changes if not allowed
+        self._cancel_upgrade_timer()
+        # Drain in order; writes arriving meanwhile land in the outbox and are drained too.
+        while self._outbox:
+            frames, self._outbox = self._outbox, []
+            for frame in frames:
+                if frame != NOOP_FRAME:
+                    await ws.send_frame(frame)
+        self.state = advance(self.state, Move.UPGRADE)
+        self._ws, self._probe_ws = ws, None
+        self._outbox_ready.set()  # a GET still waiting gets its noop now
+
+    async def abandon_upgrade(self, ws: FrameWriter) -> None:
+        if self.state is State.UPGRADING and ws is self._probe_ws:
+            self._cancel_upgrade_timer()
+            self.state = advance(self.state, Move.ABANDON_UPGRADE)
+            self._probe_ws = None
+            await ws.close()
+
+    def _upgrade_expired(self, ws: FrameWriter) -> None:
+        asyncio.ensure_future(self.abandon_upgrade(ws))
+
+    def _cancel_upgrade_timer(self) -> None:
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+            self._upgrade_timer = None
+
+    def attach_websocket(self, ws: FrameWriter) -> None:
+        """The WebSocket a session was opened on."""
+        self._ws = ws
+
+    # -- heartbeat and close ---------------------------------------------------------------
+
+    def start_heartbeat(self) -> None:
+        # Timers, not a task per session: thousands of idle sessions cost two handles each.
+        self._ping_timer = self._loop.call_later(self.server.config.ping_interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        self._pong_deadline = self._loop.call_later(self.server.config.ping_timeout, self._ping_timed_out)
+        asyncio.ensure_future(self.write(["2"]))
+
+    def _pong_received(self) -> None:
+        # As Node does: the next ping is due pingInterval after the pong, not after the ping.
+        if self._pong_deadline is not None:
+            self._pong_deadline.cancel()
+            self._pong_deadline = None
+            self.start_heartbeat()
+
+    def _ping_timed_out(self) -> None:
+        asyncio.ensure_future(self.close("ping timeout"))
+
+    def _stop_timers(self) -> None:
+        for timer in (self._ping_timer, self._pong_deadline, self._upgrade_timer):
+            if timer is not None:
+                timer.cancel()
+
+    async def close(self, reason: str, *, notify_client: bool = True) -> None:
+        """End the session; `notify_client` sends a CLOSE packet first (server-initiated)."""
+        if self.state is State.CLOSED:
+            return
+        if notify_client:
+            await self.write([CLOSE_FRAME])
+        was_polling = self.state is State.POLLING
+        self.state = advance(self.state, Move.CLOSE)
+        self._outbox_ready.set()
+        self._stop_timers()
+        self.server.sessions.pop(self.sid, None)
+        if not notify_client and was_polling and not self._poll_waiting:
+            self.server.remember_client_close(self.sid)
+        for ws in (self._ws, self._probe_ws):
+            if ws is not None:
+                await ws.close()
+        try:
+            await self.server.handler.on_close(self, reason)
+        except Exception:
+            logger.exception("close handler failed for session %s", self.sid)
+
+
+def _frame_to_payload_part(frame: Frame) -> str:
+    if isinstance(frame, bytes):
+        return "b" + base64.b64encode(frame).decode("ascii")
+    return frame
+
+
+class EngineServer:
+    """The process's Engine.IO sessions, by sid."""
+
+    def __init__(self, config: EngineConfig, handler: EngineHandler) -> None:
+        self.config = config
+        self.handler = handler
+        self.sessions: dict[str, EngineSession] = {}
+        self._client_closed: set[str] = set()
+
+    def remember_client_close(self, sid: str) -> None:
+        """A polling client closed with no GET waiting: its next GET gets a noop, not a 400.
+
+        Node keeps such a session answerable for one more GET so the client's poll in flight
+        ends cleanly; a pingTimeout is ample for a request that was already sent.
+        """
+        self._client_closed.add(sid)
+        asyncio.get_running_loop().call_later(self.config.ping_timeout, self._client_closed.discard, sid)
+
+    def take_client_close(self, sid: str) -> bool:
+        if sid in self._client_closed:
+            self._client_closed.discard(sid)
+            return True
+        return False
+
+    async def open(self, state: State, scope: dict, ws: FrameWriter | None = None) -> EngineSession:
+        sid = secrets.token_urlsafe(15)
+        session = EngineSession(self, sid, state, scope)
+        if ws is not None:
+            session.attach_websocket(ws)
+        self.sessions[sid] = session
+        handshake = {
+            "sid": sid,
+            "upgrades": ["websocket"] if state is State.POLLING else [],
+            "pingInterval": round(self.config.ping_interval * 1000),
+            "pingTimeout": round(self.config.ping_timeout * 1000),
+            "maxPayload": self.config.max_payload,
+        }
+        await session.write([f"0{json.dumps(handshake, separators=(',', ':'))}"])
+        session.start_heartbeat()
+        await self.handler.on_open(session)
+        return session

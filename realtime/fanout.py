@@ -1,0 +1,92 @@
+"""This process's room memberships, and delivery of each room frame to its local sockets.
+
+Rooms are channel-layer groups whose members are processes, not sockets (DESIGN.md decision 3):
+the process joins a room's group when its first local socket joins and leaves it with the last,
+reads every room message once from its own channel, and writes the ready frame to each local
+socket in the room. A room of 5,000 sockets costs one layer message per process per emit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from channels.layers import get_channel_layer
+
+from .rooms import room_to_group
+
+if TYPE_CHECKING:
+    from .server import Socket
+
+logger = logging.getLogger(__name__)
+MESSAGE_TYPE = "room.emit"
+
+
+class Fanout:
+    def __init__(self, layer_alias: str = "default") -> None:
+        self.layer_alias = layer_alias
+        self._members: dict[tuple[str, str], set[Socket]] = defaultdict(set)  # (namespace, room)
+        self._group_refs: dict[str, int] = defaultdict(int)  # room -> local sockets, any namespace
+        self._channel: str | None = None
+        self._reader: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def layer(self):
+        return get_channel_layer(self.layer_alias)
+
+    async def join(self, socket: Socket, room: str) -> None:
+        if room in socket.rooms:
+            return
+        group = room_to_group(room)
+        async with self._lock:
+            if self._group_refs[room] == 0:
+                await self.layer.group_add(group, await self._ensure_channel())
+            self._group_refs[room] += 1
+        socket.rooms.add(room)
+        self._members[(socket.namespace, room)].add(socket)
+
+    async def leave(self, socket: Socket, room: str) -> None:
+        if room not in socket.rooms:
+            return
+        socket.rooms.discard(room)
+        key = (socket.namespace, room)
+        self._members[key].discard(socket)
+        if not self._members[key]:
+            del self._members[key]
+        async with self._lock:
+            self._group_refs[room] -= 1
+            if self._group_refs[room] == 0:
+                del self._group_refs[room]
+                await self.layer.group_discard(room_to_group(room), self._channel)
+
+    async def leave_all(self, socket: Socket) -> None:
+        for room in list(socket.rooms):
+            await self.leave(socket, room)
+
+    def local_members(self, namespace: str, room: str) -> set[Socket]:
+        return self._members.get((namespace, room), set())
+
+    async def deliver(self, namespace: str, room: str, frames: list) -> None:
+        for socket in list(self._members.get((namespace, room), ())):
+            await socket.session.write(frames)
+
+    async def _ensure_channel(self) -> str:
+        if self._channel is None:
+            self._channel = await self.layer.new_channel("fanout.")
+            self._reader = asyncio.ensure_future(self._read())
+        return self._channel
+
+    async def _read(self) -> None:
+        layer = self.layer
+        while True:
+            message = await layer.receive(self._channel)
+            if message.get("type") != MESSAGE_TYPE:
+                logger.warning("fan-out channel got an unexpected %r message", message.get("type"))
+                continue
+            try:
+                await self.deliver(message["namespace"], message["room"], message["frames"])
+            except Exception:
+                logger.exception("delivery to room %s failed", message.get("room"))

@@ -1,0 +1,209 @@
+"""Socket.IO v5 packets as data: encode, decode, and binary attachment assembly.
+
+Spec: https://socket.io/docs/v4/socket-io-protocol/ (docs/socket.io-protocol/v5-current.md).
+
+A packet is the text of one Engine.IO MESSAGE, fields in this order:
+
+    <type>                      one digit, see PacketType
+    [<attachments>-]            BINARY_EVENT / BINARY_ACK only: how many binary messages follow
+    [<namespace>,]              present unless the namespace is "/"
+    [<ack id>]                  digits; EVENT asks for an ack, ACK answers that id
+    [<JSON data>]               CONNECT: auth object; CONNECT_ERROR: {"message"}; EVENT: [name, *args]
+
+Binary values inside data are replaced by {"_placeholder": true, "num": i} and sent as the
+following i-th Engine.IO binary messages; `BinaryAssembler` puts them back one at a time.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import DecodeError
+
+# Ack ids are JavaScript integers on the client side; 2**53 has 16 digits.
+MAX_ACK_ID_DIGITS = 16
+# Each attachment is its own Engine.IO message bounded by maxHttpBufferSize; this bounds how many
+# a client can make us wait for (Node leaves it unbounded).
+MAX_ATTACHMENTS = 1_000
+MAX_NAMESPACE_LENGTH = 256
+
+
+class PacketType(enum.IntEnum):
+    CONNECT = 0
+    DISCONNECT = 1
+    EVENT = 2
+    ACK = 3
+    CONNECT_ERROR = 4
+    BINARY_EVENT = 5
+    BINARY_ACK = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    type: PacketType
+    namespace: str = "/"
+    data: Any = None
+    id: int | None = None
+    # Set by the decoder for binary packets still waiting for their attachments.
+    attachments: int = field(default=0, compare=False)
+
+
+def _reject_constant(name: str) -> Any:
+    raise DecodeError(f"{name} is not JSON")
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError("invalid JSON") from exc
+
+
+def dumps(data: Any) -> str:
+    """JSON as JavaScript's JSON.stringify writes it (compact, unescaped Unicode)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_packet(packet: Packet) -> list[str | bytes]:
+    """The packet as Engine.IO message payloads: its text, then any binary attachments."""
+    attachments: list[bytes] = []
+    data = _deconstruct(packet.data, attachments) if packet.data is not None else None
+    ptype = packet.type
+    if attachments:
+        if ptype == PacketType.EVENT:
+            ptype = PacketType.BINARY_EVENT
+        elif ptype == PacketType.ACK:
+            ptype = PacketType.BINARY_ACK
+    parts = [str(int(ptype))]
+    if ptype in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
+        parts.append(f"{len(attachments)}-")
+    if packet.namespace != "/":
+        parts.append(packet.namespace + ",")
+    if packet.id is not None:
+        parts.append(str(packet.id))
+    if data is not None:
+        parts.append(dumps(data))
+    return ["".join(parts), *attachments]
+
+
+def decode_packet(text: str) -> Packet:
+    """One text Engine.IO message as a packet (binary ones still carry placeholders)."""
+    if not isinstance(text, str) or not text:
+        raise DecodeError("empty packet")
+    if not ("0" <= text[0] <= "6"):
+        raise DecodeError(f"unknown packet type {text[0]!r}")
+    ptype = PacketType(int(text[0]))
+    i = 1
+    attachments = 0
+    if ptype in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
+        dash = text.find("-", i)
+        digits = text[i:dash] if dash != -1 else ""
+        if not digits.isdigit() or not digits.isascii() or len(digits) > 4:
+            raise DecodeError("invalid attachment count")
+        attachments = int(digits)
+        if attachments > MAX_ATTACHMENTS:
+            raise DecodeError(f"more than {MAX_ATTACHMENTS} attachments")
+        i = dash + 1
+    namespace = "/"
+    if i < len(text) and text[i] == "/":
+        comma = text.find(",", i)
+        end = comma if comma != -1 else len(text)
+        namespace = text[i:end]
+        if len(namespace) > MAX_NAMESPACE_LENGTH:
+            raise DecodeError("namespace too long")
+        i = end + 1 if comma != -1 else end
+    start = i
+    while i < len(text) and "0" <= text[i] <= "9":
+        i += 1
+    ack_id = None
+    if i > start:
+        if i - start > MAX_ACK_ID_DIGITS:
+            raise DecodeError("ack id too long")
+        ack_id = int(text[start:i])
+    data = _loads(text[i:]) if i < len(text) else None
+    packet = Packet(ptype, namespace, data, ack_id, attachments)
+    _check_payload(packet)
+    return packet
+
+
+def _check_payload(packet: Packet) -> None:
+    """The shape rules of socket.io-parser's isPayloadValid, plus an id on every ACK."""
+    ptype, data = packet.type, packet.data
+    if ptype == PacketType.CONNECT:
+        ok = data is None or isinstance(data, dict)
+    elif ptype == PacketType.DISCONNECT:
+        ok = data is None
+    elif ptype == PacketType.CONNECT_ERROR:
+        ok = isinstance(data, (str, dict))
+    elif ptype in (PacketType.EVENT, PacketType.BINARY_EVENT):
+        ok = isinstance(data, list) and bool(data) and isinstance(data[0], str)
+    else:  # ACK, BINARY_ACK
+        ok = isinstance(data, list) and packet.id is not None
+    if not ok:
+        raise DecodeError(f"invalid payload for {ptype.name}")
+    if packet.id is not None and ptype in _NO_ACK_ID:
+        raise DecodeError(f"{ptype.name} takes no ack id")
+
+
+_NO_ACK_ID = (PacketType.CONNECT, PacketType.DISCONNECT, PacketType.CONNECT_ERROR)
+
+
+def _deconstruct(data: Any, attachments: list[bytes]) -> Any:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        attachments.append(bytes(data))
+        return {"_placeholder": True, "num": len(attachments) - 1}
+    if isinstance(data, (list, tuple)):
+        return [_deconstruct(item, attachments) for item in data]
+    if isinstance(data, dict):
+        return {key: _deconstruct(value, attachments) for key, value in data.items()}
+    return data
+
+
+def _reconstruct(data: Any, attachments: list[bytes]) -> Any:
+    if isinstance(data, dict):
+        if data.get("_placeholder") is True and set(data) == {"_placeholder", "num"}:
+            num = data["num"]
+            if type(num) is not int or not 0 <= num < len(attachments):
+                raise DecodeError("attachment placeholder out of range")
+            return attachments[num]
+        return {key: _reconstruct(value, attachments) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_reconstruct(item, attachments) for item in data]
+    return data
+
+
+def has_binary(data: Any) -> bool:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return True
+    if isinstance(data, (list, tuple)):
+        return any(has_binary(item) for item in data)
+    if isinstance(data, dict):
+        return any(has_binary(value) for value in data.values())
+    return False
+
+
+class BinaryAssembler:
+    """Collects a binary packet's attachments; `add` returns the whole packet after the last one."""
+
+    def __init__(self, packet: Packet) -> None:
+        self.packet = packet
+        self._buffers: list[bytes] = []
+
+    def add(self, attachment: bytes) -> Packet | None:
+        self._buffers.append(attachment)
+        if len(self._buffers) < self.packet.attachments:
+            return None
+        data = _reconstruct(self.packet.data, self._buffers)
+        return Packet(self.packet.type, self.packet.namespace, data, self.packet.id)
+
+
+def start_packet(packet: Packet) -> Packet | BinaryAssembler:
+    """A decoded packet that is complete, or an assembler waiting for its attachments."""
+    if packet.type in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
+        if packet.attachments == 0:
+            return Packet(packet.type, packet.namespace, _reconstruct(packet.data, []), packet.id)
+        return BinaryAssembler(packet)
+    return packet

@@ -1,0 +1,216 @@
+"""The Socket.IO server: namespaces, sockets, acknowledgements, on top of the Engine.IO server.
+
+It sees only the engine's open / message / close callbacks (so the engine works alone) and
+hands each namespace's connects, events and disconnects to the `Namespace` registered for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+from .engine import EngineSession
+from .fanout import Fanout
+from .protocol import socketio as sio
+from .protocol.errors import DecodeError
+
+logger = logging.getLogger(__name__)
+INVALID_NAMESPACE = {"message": "Invalid namespace"}
+
+
+class ConnectionRefused(Exception):
+    """Raised by `Namespace.on_connect` to answer CONNECT_ERROR {message, data?}."""
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class Namespace:
+    """What an application registers per namespace; every hook may be left as is."""
+
+    async def on_connect(self, socket: Socket, auth: dict | None) -> None:
+        """Accept by returning, refuse by raising ConnectionRefused."""
+
+    async def on_connected(self, socket: Socket) -> None:
+        """After the CONNECT reply went out: the place to emit a greeting."""
+
+    async def on_event(self, socket: Socket, event: str, args: list, ack: Ack | None) -> None:
+        """A client event; `ack` is set when the client asked for an acknowledgement."""
+
+    async def on_disconnect(self, socket: Socket, reason: str) -> None:
+        """The socket left (client, transport or server)."""
+
+
+class Ack:
+    """Answers one client event's acknowledgement id, at most once."""
+
+    def __init__(self, socket: Socket, ack_id: int) -> None:
+        self.socket = socket
+        self.id = ack_id
+        self.sent = False
+
+    async def __call__(self, *args: Any) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        await self.socket.send_packet(sio.Packet(sio.PacketType.ACK, self.socket.namespace, list(args), self.id))
+
+
+class Socket:
+    """One client's connection to one namespace."""
+
+    def __init__(self, server: SocketIOServer, session: EngineSession, namespace: str) -> None:
+        self.server = server
+        self.session = session
+        self.namespace = namespace
+        self.sid = secrets.token_urlsafe(15)
+        self.rooms: set[str] = set()
+        self.data: dict[str, Any] = {}  # per-socket state of the application (user, ...)
+        self.connected = True
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self.send_packet(sio.Packet(sio.PacketType.EVENT, self.namespace, [event, *args]))
+
+    async def send_packet(self, packet: sio.Packet) -> None:
+        if not self.connected:
+            return
+        text, *attachments = sio.encode_packet(packet)
+        await self.session.write(["4" + text, *attachments])
+
+    async def join(self, room: str) -> None:
+        await self.server.fanout.join(self, room)
+
+    async def leave(self, room: str) -> None:
+        await self.server.fanout.leave(self, room)
+
+    async def disconnect(self) -> None:
+        """Server-side disconnect from this namespace (the engine session stays open)."""
+        if self.connected:
+            await self.send_packet(sio.Packet(sio.PacketType.DISCONNECT, self.namespace))
+            await self.server.remove_socket(self, "server namespace disconnect")
+
+
+class _Connection:
+    """Socket.IO state of one engine session: its sockets and a binary packet being assembled."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, Socket] = {}
+        self.assembler: sio.BinaryAssembler | None = None
+        self.connect_timer: asyncio.TimerHandle | None = None
+
+
+class SocketIOServer:
+    """The engine's handler: decodes Socket.IO packets and routes them to namespaces."""
+
+    def __init__(self, namespaces: dict[str, Namespace], fanout: Fanout, connect_timeout: float) -> None:
+        self.namespaces = namespaces
+        self.fanout = fanout
+        self.connect_timeout = connect_timeout  # seconds a client has to send its first CONNECT
+
+    async def on_open(self, session: EngineSession) -> None:
+        conn = session.data["sio"] = _Connection()
+        loop = asyncio.get_running_loop()
+        conn.connect_timer = loop.call_later(self.connect_timeout, self._connect_expired, session)
+
+    def _connect_expired(self, session: EngineSession) -> None:
+        if not session.data["sio"].sockets:
+            asyncio.ensure_future(session.close("connect timeout"))
+
+    async def on_message(self, session: EngineSession, data: str | bytes) -> None:
+        conn: _Connection = session.data["sio"]
+        try:
+            packet = self._assemble(conn, data)
+        except DecodeError as exc:
+            logger.info("closing session %s: %s", session.sid, exc)
+            await session.close("parse error", notify_client=False)
+            return
+        if packet is not None:
+            await self._dispatch(session, conn, packet)
+
+    def _assemble(self, conn: _Connection, data: str | bytes) -> sio.Packet | None:
+        if isinstance(data, bytes):
+            if conn.assembler is None:
+                raise DecodeError("binary message without a packet expecting it")
+            packet = conn.assembler.add(data)
+            if packet is not None:
+                conn.assembler = None
+            return packet
+        if conn.assembler is not None:
+            raise DecodeError("text message while binary attachments were expected")
+        started = sio.start_packet(sio.decode_packet(data))
+        if isinstance(started, sio.BinaryAssembler):
+            conn.assembler = started
+            return None
+        return started
+
+    async def _dispatch(self, session: EngineSession, conn: _Connection, packet: sio.Packet) -> None:
+        ptype = packet.type
+        if ptype is sio.PacketType.CONNECT:
+            await self._connect(session, conn, packet)
+            return
+        if ptype is sio.PacketType.CONNECT_ERROR:
+            await session.close("parse error", notify_client=False)
+            return
+        socket = conn.sockets.get(packet.namespace)
+        if socket is None:
+            return  # not connected to that namespace: ignored, as Node does
+        if ptype is sio.PacketType.DISCONNECT:
+            await self.remove_socket(socket, "client namespace disconnect")
+        elif ptype in (sio.PacketType.EVENT, sio.PacketType.BINARY_EVENT):
+            event, args = packet.data[0], packet.data[1:]
+            ack = Ack(socket, packet.id) if packet.id is not None else None
+            try:
+                await self.namespaces[socket.namespace].on_event(socket, event, args, ack)
+            except Exception:
+                logger.exception("event %r failed on socket %s", event, socket.sid)
+        # ACK from a client: this server does not ask clients for acknowledgements yet.
+
+    async def _connect(self, session: EngineSession, conn: _Connection, packet: sio.Packet) -> None:
+        namespace = self.namespaces.get(packet.namespace)
+        if namespace is None:
+            await self._send(session, sio.Packet(sio.PacketType.CONNECT_ERROR, packet.namespace, INVALID_NAMESPACE))
+            return
+        previous = conn.sockets.get(packet.namespace)
+        if previous is not None:
+            await self.remove_socket(previous, "client namespace disconnect")
+        socket = Socket(self, session, packet.namespace)
+        try:
+            await namespace.on_connect(socket, packet.data)
+        except ConnectionRefused as exc:
+            body = {"message": exc.message} if exc.data is None else {"message": exc.message, "data": exc.data}
+            await self._send(session, sio.Packet(sio.PacketType.CONNECT_ERROR, packet.namespace, body))
+            return
+        conn.sockets[packet.namespace] = socket
+        if conn.connect_timer is not None:
+            conn.connect_timer.cancel()
+            conn.connect_timer = None
+        await socket.send_packet(sio.Packet(sio.PacketType.CONNECT, packet.namespace, {"sid": socket.sid}))
+        await namespace.on_connected(socket)
+
+    async def _send(self, session: EngineSession, packet: sio.Packet) -> None:
+        text, *attachments = sio.encode_packet(packet)
+        await session.write(["4" + text, *attachments])
+
+    async def remove_socket(self, socket: Socket, reason: str) -> None:
+        if not socket.connected:
+            return
+        socket.connected = False
+        conn: _Connection = socket.session.data["sio"]
+        if conn.sockets.get(socket.namespace) is socket:
+            del conn.sockets[socket.namespace]
+        await self.fanout.leave_all(socket)
+        try:
+            await self.namespaces[socket.namespace].on_disconnect(socket, reason)
+        except Exception:
+            logger.exception("disconnect handler failed on socket %s", socket.sid)
+
+    async def on_close(self, session: EngineSession, reason: str) -> None:
+        conn: _Connection = session.data["sio"]
+        if conn.connect_timer is not None:
+            conn.connect_timer.cancel()
+        for socket in list(conn.sockets.values()):
+            await self.remove_socket(socket, reason)

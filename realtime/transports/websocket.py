@@ -1,0 +1,105 @@
+"""The WebSocket transport: a session of its own, or the upgrade of a polling session."""
+
+from __future__ import annotations
+
+from channels.exceptions import StopConsumer
+
+from ..cors import CorsPolicy
+from ..engine import EngineServer, Frame
+from ..protocol import engineio as eio
+from ..protocol.errors import DecodeError
+from ..session import IllegalMove, State
+from .base import TransportConsumer
+from .handshake import HandshakeError, origin_of, parse_handshake
+
+
+class WebSocketTransport(TransportConsumer):
+    def __init__(self, engine: EngineServer, cors: CorsPolicy) -> None:
+        self.engine = engine
+        self.cors = cors
+        self.session = None
+        self.upgrading = False  # this socket is probing for a polling session, not yet its transport
+        self.closed = False
+
+    async def websocket_connect(self, message) -> None:
+        if not self.cors.allows(origin_of(self.scope)):
+            return await self.close()
+        try:
+            handshake = parse_handshake(self.scope, "websocket")
+        except HandshakeError:
+            return await self.close()
+        if handshake.sid is None:
+            await self.send({"type": "websocket.accept"})
+            self.session = await self.engine.open(State.WEBSOCKET, self.scope, ws=self)
+            return
+        await self.send({"type": "websocket.accept"})
+        session = self.engine.sessions.get(handshake.sid)
+        if session is None or session.state is not State.POLLING:
+            # Unknown sid, or a second WebSocket for a session that has one: opened, then
+            # closed at once (as Node does), leaving the session as it was.
+            return await self.close()
+        self.session, self.upgrading = session, True
+
+    async def websocket_receive(self, message) -> None:
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes")
+        session = self.session
+        if session is None or session.closed:
+            return
+        if _too_big(data, session.server.config.max_payload):
+            if self.upgrading:
+                return await session.abandon_upgrade(self)
+            return await session.close("transport error", notify_client=False)
+        if self.upgrading:
+            return await self.receive_during_upgrade(data)
+        try:
+            packet = eio.decode_packet(data)
+        except DecodeError:
+            return await session.close("parse error", notify_client=False)
+        await session.receive(packet)
+
+    async def receive_during_upgrade(self, data) -> None:
+        try:
+            if data == "2probe":
+                return await self.session.probe(self)
+            if data == "5":
+                await self.session.upgrade(self)
+                self.upgrading = False
+                return
+        except IllegalMove:
+            pass
+        await self.session.abandon_upgrade(self)
+        await self.close()
+
+    async def websocket_disconnect(self, message) -> None:
+        self.closed = True
+        if self.session is not None:
+            if self.upgrading:
+                await self.session.abandon_upgrade(self)
+            else:
+                await self.session.close("transport close", notify_client=False)
+        raise StopConsumer()
+
+    # FrameWriter, for the session
+    async def send_frame(self, frame: Frame) -> None:
+        if self.closed:
+            return
+        if isinstance(frame, bytes):
+            await self.send({"type": "websocket.send", "bytes": frame})
+        else:
+            await self.send({"type": "websocket.send", "text": frame})
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.send({"type": "websocket.close"})
+
+
+def _too_big(data: str | bytes, limit: int) -> bool:
+    # A str of n characters is at least n and at most 4n UTF-8 bytes: encode only when unsure.
+    if len(data) > limit:
+        return True
+    if isinstance(data, str) and len(data) * 4 > limit:
+        return len(data.encode("utf-8")) > limit
+    return False

@@ -1,0 +1,1 @@
+"""Wallets, tracked transactions, the Horizon watcher, and the transaction:* events."""
