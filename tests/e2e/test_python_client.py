@@ -1,0 +1,161 @@
+"""python-socketio's AsyncClient against the running server, on both transports and layers."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+import socketio
+
+from tests.e2e.conftest import emit_via_server
+from tests.servers import REDIS_URL, ROOT
+
+TRANSPORTS = {"websocket": ["websocket"], "upgrade": ["polling", "websocket"]}
+
+
+class Recorder:
+    """Collects named events into queues, so a test can await the next one of each."""
+
+    def __init__(self, client: socketio.AsyncClient, *events: str, namespace: str = "/") -> None:
+        self.queues = {event: asyncio.Queue() for event in events}
+        for event in events:
+            client.on(event, self._put(event), namespace=namespace)
+
+    def _put(self, event):
+        async def handler(*args):
+            self.queues[event].put_nowait(args[0] if len(args) == 1 else args)
+
+        return handler
+
+    async def next(self, event: str, timeout: float = 5):
+        return await asyncio.wait_for(self.queues[event].get(), timeout)
+
+
+@pytest.fixture(params=list(TRANSPORTS))
+def transports(request):
+    return TRANSPORTS[request.param]
+
+
+async def connect(server, transports, namespaces=None, **kwargs):
+    client = socketio.AsyncClient(reconnection=False)
+    recorder = Recorder(client, "connected", "pong", "subscribed", "unsubscribed", "market:price_update", "error", "ping")
+    await client.connect(server.url, transports=transports, namespaces=namespaces, **kwargs)
+    return client, recorder
+
+
+async def test_connect_receives_connected_with_socket_id(server, transports):
+    client, rec = await connect(server, transports)
+    connected = await rec.next("connected")
+    assert connected["socketId"] == client.get_sid()
+    assert isinstance(connected["timestamp"], int)
+    if transports == TRANSPORTS["upgrade"]:
+        for _ in range(50):
+            if client.eio.current_transport == "websocket":
+                break
+            await asyncio.sleep(0.05)
+        assert client.eio.current_transport == "websocket"
+    await client.disconnect()
+
+
+async def test_ping_is_answered_by_pong_and_ack(server, transports):
+    client, rec = await connect(server, transports)
+    ack = await client.call("ping", {}, timeout=5)
+    pong = await rec.next("pong")
+    assert ack["ok"] is True and ack["timestamp"] == pong["timestamp"]
+    await client.disconnect()
+
+
+async def test_subscribe_then_receive_room_emit_from_outside(server, transports):
+    client, rec = await connect(server, transports)
+    ack = await client.call("subscribe", {"room": "market:XLM_USDC"}, timeout=5)
+    assert ack["ok"] is True and ack["room"] == "market:XLM_USDC"
+    assert (await rec.next("subscribed"))["room"] == "market:XLM_USDC"
+    data = {"pair": "XLM_USDC", "price": 0.1234, "volume": 10.5, "change24h": -0.02}
+    await emit_via_server(server, "market:XLM_USDC", "market:price_update", data)
+    assert await rec.next("market:price_update") == data
+
+    await client.call("unsubscribe", {"room": "market:XLM_USDC"}, timeout=5)
+    assert (await rec.next("unsubscribed"))["room"] == "market:XLM_USDC"
+    await emit_via_server(server, "market:XLM_USDC", "market:price_update", data)
+    with pytest.raises(asyncio.TimeoutError):
+        await rec.next("market:price_update", timeout=0.5)
+    await client.disconnect()
+
+
+async def test_market_subscribe_accepts_both_pair_spellings(server):
+    client, rec = await connect(server, ["websocket"])
+    ack = await client.call("market:subscribe", {"pairs": ["XLM/USDC", "BTC_USDC"]}, timeout=5)
+    assert ack == {"ok": True, "pairs": ["XLM_USDC", "BTC_USDC"]}
+    rooms = {(await rec.next("subscribed"))["room"], (await rec.next("subscribed"))["room"]}
+    assert rooms == {"market:XLM_USDC", "market:BTC_USDC"}
+    await emit_via_server(server, "market:BTC_USDC", "market:trade", {"pair": "BTC_USDC"})
+    await client.disconnect()
+
+
+async def test_one_emit_reaches_every_subscriber_once(server):
+    clients = [await connect(server, t) for t in (["websocket"], ["polling"], ["websocket"])]
+    for client, _ in clients:
+        await client.call("subscribe", {"room": "market:ETH_USDC"}, timeout=5)
+    for n in range(3):
+        await emit_via_server(server, "market:ETH_USDC", "market:price_update", {"n": n})
+    for client, rec in clients:
+        assert [(await rec.next("market:price_update"))["n"] for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(asyncio.TimeoutError):
+            await rec.next("market:price_update", timeout=0.2)
+        await client.disconnect()
+
+
+async def test_seed_ping_event_every_heartbeat_interval(server):
+    client, rec = await connect(server, ["websocket"])
+    first = await rec.next("ping", timeout=3)
+    second = await rec.next("ping", timeout=3)
+    assert 500 <= second["timestamp"] - first["timestamp"] <= 2000  # HEARTBEAT_INTERVAL=1000
+    await client.disconnect()
+
+
+async def test_binary_round_trip_and_custom_namespace(server, transports):
+    client, rec = await connect(server, transports, namespaces=["/", "/echo"])
+    echoed = Recorder(client, "echo", namespace="/echo")
+    payload = {"blob": b"\x00\x01\xff", "nested": [b"abc", {"n": 1}]}
+    ack = await client.call("echo", payload, namespace="/echo", timeout=5)
+    assert ack == payload
+    assert await echoed.next("echo") == payload
+    await client.disconnect()
+
+
+async def test_unknown_namespace_is_refused(server, transports):
+    client = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(server.url, transports=transports, namespaces=["/nope"], wait_timeout=3)
+    await client.disconnect()
+
+
+async def test_disconnect_leaves_rooms(server, transports):
+    client, rec = await connect(server, transports)
+    await client.call("subscribe", {"room": "system:notifications"}, timeout=5)
+    await client.disconnect()
+    assert not client.connected
+    # The server forgot the socket: an emit to its room goes nowhere and breaks nothing.
+    await emit_via_server(server, "system:notifications", "system:notification", {"message": "hi"})
+
+
+@pytest.mark.parametrize("server", ["redis"], indirect=True)
+async def test_emit_from_another_process_through_redis(server):
+    """A producer in its own process (as a Celery worker is) reaches sockets via Redis.
+
+    Redis only: the in-memory layer is per process by design (the embedded default).
+    """
+    client, rec = await connect(server, ["websocket"])
+    await client.call("subscribe", {"room": "market:XLM_USDC"}, timeout=5)
+    data = {"pair": "XLM_USDC", "price": 2.5, "volume": 1, "change24h": 0}
+    env = {"REDIS_URL": REDIS_URL, "GALAXY_ENV_FILE": "/nonexistent", "PATH": "/usr/bin:/bin"}
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "manage.py", "emit", "market:XLM_USDC", "market:price_update", '{"pair":"XLM_USDC","price":2.5,"volume":1,"change24h":0}'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert await rec.next("market:price_update") == data
+    await client.disconnect()
