@@ -2,7 +2,9 @@
 
 from rest_framework import serializers
 
-AUTOMATION_ID = serializers.RegexField(r"^[A-Za-z0-9-]{1,64}$", max_length=64)
+from realtime.api import StrictRegexField
+
+AUTOMATION_ID = StrictRegexField(r"^[A-Za-z0-9-]{1,64}$", max_length=64)
 
 
 class AutomationIdsSerializer(serializers.Serializer):

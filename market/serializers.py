@@ -4,11 +4,13 @@ import re
 
 from rest_framework import serializers
 
+from realtime.api import StrictCharField
+
 # Accepted as XLM_USDC or XLM/USDC; stored and used as XLM_USDC (the room name's form).
 PAIR_PATTERN = re.compile(r"[A-Z0-9]{1,12}[_/][A-Z0-9]{1,12}")
 
 
-class PairField(serializers.CharField):
+class PairField(StrictCharField):
     def __init__(self, **kwargs):
         super().__init__(max_length=25, **kwargs)
 

@@ -2,9 +2,10 @@
 
 from .consumers import EventConsumer, EventRequest, now_ms, validate
 from .emit import emit, emit_sync
+from .serializers import StrictCharField, StrictRegexField
 from .errors import AuthRequired, Forbidden, InvalidPayload, NotFound, RealtimeError
 
 __all__ = [
     "AuthRequired", "EventConsumer", "EventRequest", "Forbidden", "InvalidPayload", "NotFound",
-    "RealtimeError", "emit", "emit_sync", "now_ms", "validate",
+    "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_sync", "now_ms", "validate",
 ]

@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from realtime.api import StrictRegexField
+
 
 class WalletSerializer(serializers.Serializer):
-    walletId = serializers.RegexField(r"^[A-Za-z0-9-]{1,64}$", max_length=64)
+    walletId = StrictRegexField(r"^[A-Za-z0-9-]{1,64}$", max_length=64)

@@ -1,0 +1,298 @@
+"""Bad input at every entry point gets the error the spec gives, and nobody else notices.
+
+Each test runs beside a `bystander`: a well-behaved client subscribed to market:XLM_USDC that
+must still receive a room event and answer a ping after the bad input (checked at teardown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+import pytest
+import socketio
+
+from tests.e2e.conftest import MAX_BUFFER
+
+pytestmark = pytest.mark.usefixtures("bystander")
+
+
+def eio_url(server, **params) -> str:
+    query = {"EIO": "4", "transport": "polling", **params}
+    return f"{server.url}/socket.io/?" + "&".join(f"{k}={v}" for k, v in query.items() if v is not None)
+
+
+async def open_polling(http, server) -> str:
+    async with http.get(eio_url(server)) as resp:
+        assert resp.status == 200
+        return json.loads((await resp.text())[1:])["sid"]
+
+
+async def error_of(resp) -> tuple[int, dict]:
+    return resp.status, json.loads(await resp.text())
+
+
+async def open_ws(http, server, *, connect: bool = True):
+    ws = await http.ws_connect(eio_url(server, transport="websocket").replace("http", "ws", 1))
+    assert (await ws.receive_str()).startswith("0{")
+    if connect:
+        await ws.send_str("40")
+        assert (await ws.receive_str()).startswith('40{"sid":')
+        assert (await ws.receive_str()).startswith('42["connected",')
+    return ws
+
+
+async def closed_within(ws, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            msg = await asyncio.wait_for(ws.receive(), deadline - time.monotonic())
+        except asyncio.TimeoutError:
+            return False
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+            return True
+    return False
+
+
+# -- Engine.IO handshake and polling ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params, method, expected",
+    [
+        ({"EIO": "3"}, "GET", {"code": 5, "message": "Unsupported protocol version"}),
+        ({"EIO": None}, "GET", {"code": 5, "message": "Unsupported protocol version"}),
+        ({"transport": "carrier-pigeon"}, "GET", {"code": 0, "message": "Transport unknown"}),
+        ({"transport": None}, "GET", {"code": 0, "message": "Transport unknown"}),
+        ({"transport": "websocket"}, "GET", {"code": 3, "message": "Bad request"}),
+        ({}, "POST", {"code": 2, "message": "Bad handshake method"}),
+        ({"sid": "no-such-sid"}, "GET", {"code": 1, "message": "Session ID unknown"}),
+        ({"sid": "no-such-sid"}, "POST", {"code": 1, "message": "Session ID unknown"}),
+    ],
+)
+async def test_bad_polling_requests_get_engineio_errors(http, server, params, method, expected):
+    async with http.request(method, eio_url(server, **params), data="4x") as resp:
+        assert await error_of(resp) == (400, expected)
+
+
+@pytest.mark.parametrize("body", [b"abc", b"4hello\x1ebnot*base64", b"\xff\xfe", b"", b"4ok\x1e"])
+async def test_malformed_post_body_is_400_and_closes_that_session(http, server, body):
+    sid = await open_polling(http, server)
+    async with http.post(eio_url(server, sid=sid), data=body) as resp:
+        assert await error_of(resp) == (400, {"code": 3, "message": "Bad request"})
+    async with http.get(eio_url(server, sid=sid)) as resp:
+        assert await error_of(resp) == (400, {"code": 1, "message": "Session ID unknown"})
+
+
+async def test_second_concurrent_get_is_400_and_closes_the_session(http, server):
+    sid = await open_polling(http, server)
+    first = asyncio.ensure_future(http.get(eio_url(server, sid=sid)))
+    await asyncio.sleep(0.1)
+    async with http.get(eio_url(server, sid=sid)) as resp:
+        assert await error_of(resp) == (400, {"code": 3, "message": "Bad request"})
+    async with await first as resp:
+        assert (resp.status, await resp.text()) == (200, "1")
+    async with http.get(eio_url(server, sid=sid)) as resp:
+        assert resp.status == 400
+
+
+async def test_oversized_post_is_413_and_closes_that_session(http, server):
+    sid = await open_polling(http, server)
+    async with http.post(eio_url(server, sid=sid), data=b"4" + b"x" * MAX_BUFFER) as resp:
+        assert resp.status == 413
+    async with http.get(eio_url(server, sid=sid)) as resp:
+        assert await error_of(resp) == (400, {"code": 1, "message": "Session ID unknown"})
+
+
+async def test_post_at_the_size_limit_is_accepted(http, server):
+    sid = await open_polling(http, server)
+    async with http.post(eio_url(server, sid=sid), data=b"3" + b"x" * (MAX_BUFFER - 1)) as resp:
+        assert (resp.status, await resp.text()) == (200, "ok")
+
+
+async def test_get_after_upgrade_is_400_but_session_lives(http, server):
+    sid = await open_polling(http, server)
+    ws = await http.ws_connect(eio_url(server, transport="websocket", sid=sid).replace("http", "ws", 1))
+    await ws.send_str("2probe")
+    assert await ws.receive_str() == "3probe"
+    await ws.send_str("5")
+    await asyncio.sleep(0.05)
+    async with http.get(eio_url(server, sid=sid)) as resp:
+        assert await error_of(resp) == (400, {"code": 3, "message": "Bad request"})
+    await ws.send_str("40")
+    assert (await ws.receive_str()).startswith('40{"sid":')
+    await ws.close()
+
+
+async def test_websocket_with_unknown_sid_is_closed(http, server):
+    ws = await http.ws_connect(eio_url(server, transport="websocket", sid="nope").replace("http", "ws", 1))
+    assert await closed_within(ws, 1)
+
+
+# -- WebSocket frames ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ["x", "", "9", "4abc", "42{}", '42abc["x"]', "41x", "44{}", '451-["a",{"_placeholder":true,"num":5}]'],
+)
+async def test_malformed_frames_close_that_connection_at_once(http, server, frame):
+    ws = await open_ws(http, server)
+    await ws.send_str(frame)
+    if frame.startswith("451-"):
+        await ws.send_bytes(b"\x01")
+    assert await closed_within(ws, 0.3)
+
+
+async def test_binary_frame_nobody_expects_closes_the_connection(http, server):
+    ws = await open_ws(http, server)
+    await ws.send_bytes(b"\x01\x02")
+    assert await closed_within(ws, 0.3)
+
+
+async def test_oversized_websocket_message_closes_that_connection(http, server):
+    ws = await open_ws(http, server)
+    await ws.send_str('42["ping","' + "x" * MAX_BUFFER + '"]')
+    assert await closed_within(ws, 1)
+
+
+async def test_websocket_handshake_with_bad_query_is_refused(http, server):
+    for params in ({"EIO": "3"}, {"transport": "polling"}):
+        url = eio_url(server, **{"transport": "websocket", **params}).replace("http", "ws", 1)
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await http.ws_connect(url)
+
+
+async def test_no_socketio_connect_within_connection_timeout_closes(http, server):
+    ws = await open_ws(http, server, connect=False)
+    started = time.monotonic()
+    # CONNECTION_TIMEOUT=2000 in these servers; answer pings so only the CONNECT deadline applies.
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), 4)
+        if msg.type == aiohttp.WSMsgType.TEXT and msg.data == "2":
+            await ws.send_str("3")
+            continue
+        break
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) or msg.data == "1"
+    assert 1.5 <= time.monotonic() - started <= 3.5
+
+
+# -- CORS and Origin -------------------------------------------------------------------------
+
+
+async def test_polling_from_an_allowed_origin_gets_cors_headers(http, server):
+    async with http.get(eio_url(server), headers={"Origin": "http://allowed.example"}) as resp:
+        assert resp.status == 200
+        assert resp.headers["Access-Control-Allow-Origin"] == "http://allowed.example"
+        assert resp.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+async def test_polling_from_a_disallowed_origin_is_403(http, server):
+    async with http.get(eio_url(server), headers={"Origin": "http://evil.example"}) as resp:
+        assert await error_of(resp) == (403, {"code": 4, "message": "Forbidden"})
+        assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_preflight(http, server):
+    headers = {"Origin": "http://allowed.example", "Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "content-type"}
+    async with http.options(eio_url(server), headers=headers) as resp:
+        assert resp.status == 204
+        assert resp.headers["Access-Control-Allow-Origin"] == "http://allowed.example"
+        assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+        assert resp.headers["Access-Control-Allow-Headers"] == "content-type"
+    headers["Origin"] = "http://evil.example"
+    async with http.options(eio_url(server), headers=headers) as resp:
+        assert resp.status == 403
+
+
+async def test_websocket_origin_is_checked_and_absent_origin_allowed(http, server):
+    url = eio_url(server, transport="websocket").replace("http", "ws", 1)
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        await http.ws_connect(url, headers={"Origin": "http://evil.example"})
+    ws = await http.ws_connect(url, headers={"Origin": "http://allowed.example"})
+    assert (await ws.receive_str()).startswith("0{")
+    await ws.close()
+    ws = await http.ws_connect(url)  # no Origin: a non-browser client
+    assert (await ws.receive_str()).startswith("0{")
+    await ws.close()
+
+
+# -- Socket.IO events ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def client(server):
+    sio = socketio.AsyncClient(reconnection=False)
+    errors: asyncio.Queue = asyncio.Queue()
+    auth_errors: asyncio.Queue = asyncio.Queue()
+    sio.on("error", errors.put_nowait)
+    sio.on("auth_error", auth_errors.put_nowait)
+    await sio.connect(server.url, transports=["websocket"])
+    sio.errors, sio.auth_errors = errors, auth_errors
+    yield sio
+    await sio.disconnect()
+
+
+@pytest.mark.parametrize(
+    "event, data, code",
+    [
+        ("subscribe", {"room": 123}, "invalid_payload"),
+        ("subscribe", {}, "invalid_payload"),
+        ("subscribe", ["market:XLM_USDC"], "invalid_payload"),
+        ("subscribe", "market:XLM_USDC", "invalid_payload"),
+        ("subscribe", {"room": "foo:bar"}, "invalid_room"),
+        ("subscribe", {"room": "market:xlm_usdc"}, "invalid_room"),
+        ("subscribe", {"room": "x" * 1000}, "invalid_payload"),
+        ("subscribe", {"room": "user:someone-else"}, "auth_required"),
+        ("subscribe", {"room": "wallet:w1"}, "auth_required"),
+        ("unsubscribe", {"room": "nope"}, "invalid_room"),
+        ("market:subscribe", {"pairs": "XLM_USDC"}, "invalid_payload"),
+        ("market:subscribe", {"pairs": []}, "invalid_payload"),
+        ("market:subscribe", {"pairs": ["not a pair"]}, "invalid_payload"),
+        ("transaction:subscribe", {"walletId": "w1"}, "auth_required"),
+        ("transaction:subscribe", {"walletId": "../../etc"}, "invalid_payload"),
+        ("automation:subscribe", {"automationIds": ["a1"]}, "auth_required"),
+        ("no:such_event", {}, "unknown_event"),
+        ("x" * 10_000, {}, "unknown_event"),
+        ("_private", {}, "unknown_event"),
+        ("authenticate", {"token": "forged"}, "auth_required"),
+    ],
+)
+async def test_bad_events_are_answered_through_the_ack(client, event, data, code):
+    reply = await client.call(event, data, timeout=5)
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == code
+    assert isinstance(reply["error"]["message"], str) and reply["error"]["message"]
+
+
+async def test_bad_events_without_ack_get_an_error_event(client):
+    await client.emit("subscribe", {"room": "foo:bar"})
+    error = await asyncio.wait_for(client.errors.get(), 5)
+    assert error["event"] == "subscribe" and error["code"] == "invalid_room"
+    await client.emit("no:such_event", {})
+    error = await asyncio.wait_for(client.errors.get(), 5)
+    assert error == {"event": "no:such_event", "code": "unknown_event", "message": "unknown event 'no:such_event'"}
+
+
+async def test_authenticate_answers_auth_error_until_auth_lands(client):
+    await client.emit("authenticate", {"token": "anything"})
+    assert "error" in await asyncio.wait_for(client.auth_errors.get(), 5)
+
+
+async def test_events_with_odd_argument_shapes_get_answers_and_the_socket_lives(http, server):
+    ws = await open_ws(http, server)
+    frames = ['421["subscribe"]', '422["subscribe",null]', '423["subscribe",1,2,3]', '424["ping",[[[[]]]]]']
+    for frame in frames:
+        await ws.send_str(frame)
+    replies = {}
+    while len(replies) < len(frames):
+        text = await asyncio.wait_for(ws.receive_str(), 5)
+        if text.startswith("43"):
+            ack_id = int(text[2])
+            replies[ack_id] = json.loads(text[3:])[0]
+    assert [replies[n]["ok"] for n in (1, 2, 3, 4)] == [False, False, False, True]
+    assert {replies[n]["error"]["code"] for n in (1, 2, 3)} == {"invalid_payload"}
+    await ws.close()
