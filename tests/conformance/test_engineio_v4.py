@@ -8,6 +8,7 @@ import asyncio
 import aiohttp
 
 from tests.conformance.client import (
+    CLOSE_SLACK,
     HEARTBEAT_DEADLINE,
     MAX_PAYLOAD,
     PING_INTERVAL_MS,
@@ -154,7 +155,7 @@ class TestHeartbeatHttpLongPolling:
     async def test_closes_the_session_upon_ping_timeout(self, eio):
         sid = await eio.open_session()
 
-        await asyncio.sleep(HEARTBEAT_DEADLINE)
+        await asyncio.sleep(HEARTBEAT_DEADLINE + CLOSE_SLACK)
 
         assert (await eio.poll(sid))[0] == 400
 
