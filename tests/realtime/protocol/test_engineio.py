@@ -140,7 +140,7 @@ def test_encode_empty_payload():
         "4hello\x1e9",
         "x",
         "b!!!",  # not base64
-        "bAQID",  # bad padding
+        "bAQIDB",  # bad padding
         "bAQIDBA=",
         "bAQID\nBA==",  # whitespace is not ignored
         "bAQI DBA==",

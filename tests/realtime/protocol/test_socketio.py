@@ -249,12 +249,14 @@ REFUSED = [
     "1{}",
     "1/admin,{}",
     "1[]",
-    "1null",
+    "1null",  # explicit null is data (socket.io-parser: payload === undefined)
+    "1/admin,null",
     # CONNECT data must be an object
     "0[]",
     '0"abc"',
     "0[1]",
-    "0null",
+    "0null",  # null is not an object (socket.io-parser: isObject(null) is false)
+    "0/admin,null",
     "0true",
     "0/admin,[]",
     # CONNECT_ERROR needs a message (string or object)
