@@ -100,6 +100,8 @@ def encode_payload(packets: list[Packet]) -> str:
 
 def _encode_payload_part(packet: Packet) -> str:
     if isinstance(packet.data, bytes):
+        if packet.type != PacketType.MESSAGE:
+            raise ValueError("only MESSAGE packets carry binary data")
         return "b" + base64.b64encode(packet.data).decode("ascii")
     return f"{packet.type}{packet.data}"
 

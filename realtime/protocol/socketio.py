@@ -29,6 +29,10 @@ MAX_ACK_ID_DIGITS = 16
 # a client can make us wait for (Node leaves it unbounded).
 MAX_ATTACHMENTS = 1_000
 MAX_NAMESPACE_LENGTH = 256
+# JSON nesting a client may send. Real payloads nest a few levels; the binary helpers recurse
+# per level, so an unbounded depth would let ~1 KB of brackets exhaust the Python stack.
+MAX_DEPTH = 32
+_MISSING = object()
 
 
 class PacketType(enum.IntEnum):
@@ -55,11 +59,32 @@ def _reject_constant(name: str) -> Any:
     raise DecodeError(f"{name} is not JSON")
 
 
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise DecodeError(f"{text} does not fit a double")
+    return value
+
+
 def _loads(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
     except (ValueError, RecursionError) as exc:
         raise DecodeError("invalid JSON") from exc
+    _check_depth(data)
+    return data
+
+
+def _check_depth(data: Any) -> None:
+    """Iteratively, so the check itself cannot overflow the stack."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            if depth > MAX_DEPTH:
+                raise DecodeError(f"JSON nested deeper than {MAX_DEPTH} levels")
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
 
 
 def dumps(data: Any) -> str:
@@ -123,28 +148,29 @@ def decode_packet(text: str) -> Packet:
         if i - start > MAX_ACK_ID_DIGITS:
             raise DecodeError("ack id too long")
         ack_id = int(text[start:i])
-    data = _loads(text[i:]) if i < len(text) else None
-    packet = Packet(ptype, namespace, data, ack_id, attachments)
-    _check_payload(packet)
-    return packet
+    data = _loads(text[i:]) if i < len(text) else _MISSING
+    _check_payload(ptype, data, ack_id)
+    return Packet(ptype, namespace, None if data is _MISSING else data, ack_id, attachments)
 
 
-def _check_payload(packet: Packet) -> None:
-    """The shape rules of socket.io-parser's isPayloadValid, plus an id on every ACK."""
-    ptype, data = packet.type, packet.data
+def _check_payload(ptype: PacketType, data: Any, ack_id: int | None) -> None:
+    """The shape rules of socket.io-parser's isPayloadValid, plus an id on every ACK.
+
+    `data` is _MISSING when the packet has none, which is not the same as JSON null.
+    """
     if ptype == PacketType.CONNECT:
-        ok = data is None or isinstance(data, dict)
+        ok = data is _MISSING or isinstance(data, dict)
     elif ptype == PacketType.DISCONNECT:
-        ok = data is None
+        ok = data is _MISSING
     elif ptype == PacketType.CONNECT_ERROR:
         ok = isinstance(data, (str, dict))
     elif ptype in (PacketType.EVENT, PacketType.BINARY_EVENT):
         ok = isinstance(data, list) and bool(data) and isinstance(data[0], str)
     else:  # ACK, BINARY_ACK
-        ok = isinstance(data, list) and packet.id is not None
+        ok = isinstance(data, list) and ack_id is not None
     if not ok:
         raise DecodeError(f"invalid payload for {ptype.name}")
-    if packet.id is not None and ptype in _NO_ACK_ID:
+    if ack_id is not None and ptype in _NO_ACK_ID:
         raise DecodeError(f"{ptype.name} takes no ack id")
 
 
