@@ -1,0 +1,78 @@
+"""Rooms have processes as group members, not sockets, on the real in-memory layer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import django
+import pytest
+from django.conf import settings
+
+if not settings.configured:
+    settings.configure(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}})
+    django.setup()
+
+from channels.layers import channel_layers  # noqa: E402
+
+from realtime.emit import emit  # noqa: E402
+from realtime.engine import EngineConfig, EngineServer, EngineSession  # noqa: E402
+from realtime.fanout import Fanout  # noqa: E402
+from realtime.rooms import room_to_group  # noqa: E402
+from realtime.server import Socket, SocketIOServer  # noqa: E402
+from realtime.session import State  # noqa: E402
+
+
+def polling_sockets(fanout: Fanout, count: int, namespace: str = "/") -> list[Socket]:
+    """Real sockets on real polling sessions: what is written to them waits in their outbox."""
+    sio = SocketIOServer({}, fanout, connect_timeout=1)
+    engine = EngineServer(EngineConfig(ping_interval=60, ping_timeout=60, max_payload=1000), sio)
+    return [Socket(sio, EngineSession(engine, f"s{i}", State.POLLING, {}), namespace) for i in range(count)]
+
+
+def outbox(socket: Socket) -> list:
+    return socket.session._outbox
+
+
+@pytest.fixture
+def layer():
+    channel_layers.backends.pop("default", None)
+    return channel_layers["default"]
+
+
+async def wait_until(predicate, timeout=2.0):
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def test_a_thousand_sockets_make_one_group_member_and_one_shared_frame(layer):
+    fanout = Fanout()
+    sockets = polling_sockets(fanout, 1000)
+    for socket in sockets:
+        await socket.join("market:XLM_USDC")
+    assert len(layer.groups[room_to_group("market:XLM_USDC")]) == 1
+
+    await emit("market:XLM_USDC", "market:price_update", {"price": 1})
+    await wait_until(lambda: all(outbox(s) for s in sockets))
+    first = outbox(sockets[0])[0]
+    assert first == '42["market:price_update",{"price":1}]'
+    assert all(outbox(s) == [first] and outbox(s)[0] is first for s in sockets)  # encoded once
+
+
+async def test_group_left_with_the_last_local_socket_and_namespaces_kept_apart(layer):
+    fanout = Fanout()
+    [main], [custom] = polling_sockets(fanout, 1), polling_sockets(fanout, 1, "/custom")
+    await main.join("system:notifications")
+    await custom.join("system:notifications")
+    await emit("system:notifications", "note", {"n": 1})
+    await wait_until(lambda: outbox(main))
+    await asyncio.sleep(0.05)
+    assert outbox(custom) == []  # the emit was for namespace "/"
+
+    await fanout.leave(main, "system:notifications")
+    assert room_to_group("system:notifications") in layer.groups
+    await fanout.leave_all(custom)
+    assert not layer.groups.get(room_to_group("system:notifications"))
+    assert main.rooms == set() and custom.rooms == set()
