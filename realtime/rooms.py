@@ -17,7 +17,7 @@ PAIR = r"[A-Z0-9]{1,12}_[A-Z0-9]{1,12}"
 ID = r"[A-Za-z0-9-]{1,64}"
 
 ROOM_GRAMMAR = re.compile(
-    rf"(?:market:{PAIR}|system:notifications|user:{ID}|wallet:{ID}|automation:{ID})"
+    rf"(?:market:{PAIR}(?::orderbook)?|system:notifications|user:{ID}|wallet:{ID}|automation:{ID})"
 )
 PUBLIC_PREFIXES = ("market:", "system:")
 GROUP_PREFIX = "room."
