@@ -11,10 +11,11 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from realtime.app import build_engine, cors_policy, socketio_routes  # noqa: E402
+from realtime.app import build_engine, gate_from_settings  # noqa: E402
+from realtime.transports import socketio_routes  # noqa: E402
 
 engine = build_engine()
-http_routes, websocket_routes = socketio_routes(engine, cors_policy())
+http_routes, websocket_routes = socketio_routes(engine, gate_from_settings())
 
 application = ProtocolTypeRouter(
     {

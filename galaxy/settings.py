@@ -69,15 +69,34 @@ ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS", "http://localhost:3000,http://loca
 CORS_CREDENTIALS = env_bool("CORS_CREDENTIALS", True)
 
 # -- Supabase and Stellar ----------------------------------------------------------------------
-SUPABASE_URL = env("SUPABASE_URL")
+# Development defaults are those of a local Supabase (`supabase start`), so `mint_token` tokens
+# work on the embedded default; production has no defaults (see the check below).
+_LOCAL_SUPABASE_URL = "http://127.0.0.1:54321"
+_LOCAL_SUPABASE_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+SUPABASE_URL = env("SUPABASE_URL", None if PRODUCTION else _LOCAL_SUPABASE_URL)
 SUPABASE_ANON_KEY = env("SUPABASE_ANON_KEY")
 SUPABASE_SERVICE_ROLE_KEY = env("SUPABASE_SERVICE_ROLE_KEY")
+# Legacy HS256 signing secret (Supabase dashboard: JWT settings); asymmetric keys need none.
+SUPABASE_JWT_SECRET = env("SUPABASE_JWT_SECRET", None if PRODUCTION else _LOCAL_SUPABASE_JWT_SECRET)
+# Confirm each connection's user with Supabase (auth.get_user) once: the seed's "ensure user exists".
+SUPABASE_VERIFY_USER = env_bool("SUPABASE_VERIFY_USER", False)
 STELLAR_NETWORK = env("STELLAR_NETWORK", "testnet")
 STELLAR_HORIZON_URL = env("STELLAR_HORIZON_URL", "https://horizon-testnet.stellar.org")
 
 # -- storage and channel layer -----------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
 DATABASE_URL = env("DATABASE_URL")
+
+# -- rate limits (seed: Security) ---------------------------------------------------------------
+# The seed's "10 requests per minute per client, 5-minute block": per socket, heartbeats exempt.
+RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 10)
+RATE_LIMIT_WINDOW_MS = env_int("RATE_LIMIT_WINDOW_MS", 60000)
+RATE_LIMIT_BLOCK_MS = env_int("RATE_LIMIT_BLOCK_MS", 300000)
+# New connections (Engine.IO handshakes) per client IP per window: a page load is one, and a
+# whole office behind one NAT address must fit, hence well above the per-socket figure.
+RATE_LIMIT_HANDSHAKES = env_int("RATE_LIMIT_HANDSHAKES", 60)
+# Proxies whose X-Forwarded-For is believed (addresses or CIDRs); nobody else's is.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 
 if PRODUCTION:
     missing = [
@@ -96,6 +115,13 @@ DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
     if DATABASE_URL
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+}
+
+# Shared by every process when Redis is there (room-owner cache invalidation must reach them all).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 
 if REDIS_URL:
@@ -121,6 +147,13 @@ REALTIME_EVENT_CONSUMERS = [
     "transactions.consumers.TransactionConsumer",
     "automation.consumers.AutomationConsumer",
 ]
+
+# Owner of a private room's id, by room kind: "module.function" taking the id, returning the
+# owner's Supabase user id or None. realtime finds them here, as it finds event consumers.
+REALTIME_ROOM_OWNERS = {
+    "wallet": "transactions.selectors.wallet_owner",
+    "automation": "automation.selectors.automation_owner",
+}
 
 # -- Django ------------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -171,6 +204,8 @@ APPEND_SLASH = False
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["realtime.auth.SupabaseJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
 }
 

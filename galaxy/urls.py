@@ -3,9 +3,10 @@
 from django.contrib import admin
 from django.urls import path
 
-from realtime.views import HealthView
+from realtime.views import HealthView, MeView
 
 urlpatterns = [
     path("health", HealthView.as_view()),
     path("admin/", admin.site.urls),
+    path("api/auth/me", MeView.as_view()),
 ]

@@ -2,10 +2,11 @@
 
 from .consumers import EventConsumer, EventRequest, now_ms, validate
 from .emit import emit, emit_sync
+from .permissions import forget_room_owner
 from .serializers import StrictCharField, StrictRegexField
 from .errors import AuthRequired, Forbidden, InvalidPayload, NotFound, RealtimeError
 
 __all__ = [
     "AuthRequired", "EventConsumer", "EventRequest", "Forbidden", "InvalidPayload", "NotFound",
-    "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_sync", "now_ms", "validate",
+    "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_sync", "forget_room_owner", "now_ms", "validate",
 ]

@@ -1,23 +1,33 @@
-"""This process's Socket.IO server, built once from Django settings, and its ASGI routes."""
+"""This process's Socket.IO server and its request gate, built once from Django settings."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.urls import path
 
+from .auth import verifier_from_settings
+from .connection_limits import make_connection_limit
 from .cors import CorsPolicy
 from .engine import EngineConfig, EngineServer
 from .fanout import Fanout
 from .namespace import GalaxyNamespace
+from .ratelimit import make_rate_limiter
 from .router import router_from_settings
 from .server import SocketIOServer
-from .transports.polling import PollingTransport
-from .transports.websocket import WebSocketTransport
+from .transports.handshake import Gate
 
 
 def build_engine() -> EngineServer:
     fanout = Fanout()
-    namespace = GalaxyNamespace(router_from_settings(), settings.HEARTBEAT_INTERVAL_MS / 1000)
+    namespace = GalaxyNamespace(
+        router_from_settings(),
+        settings.HEARTBEAT_INTERVAL_MS / 1000,
+        verifier=verifier_from_settings(),
+        connection_limit=make_connection_limit(settings.REDIS_URL, settings.MAX_CONNECTIONS_PER_USER),
+        event_limiter=make_rate_limiter(
+            settings.REDIS_URL, settings.RATE_LIMIT_REQUESTS, settings.RATE_LIMIT_WINDOW_MS,
+            settings.RATE_LIMIT_BLOCK_MS, prefix="galaxy:rl:events",
+        ),
+    )
     sio = SocketIOServer({"/": namespace}, fanout, settings.CONNECTION_TIMEOUT_MS / 1000)
     config = EngineConfig(
         ping_interval=settings.HEARTBEAT_INTERVAL_MS / 1000,
@@ -27,13 +37,13 @@ def build_engine() -> EngineServer:
     return EngineServer(config, sio)
 
 
-def cors_policy() -> CorsPolicy:
-    return CorsPolicy(frozenset(settings.ALLOWED_ORIGINS), settings.CORS_CREDENTIALS)
-
-
-def socketio_routes(engine: EngineServer, cors: CorsPolicy, prefix: str = "socket.io/"):
-    """(http routes, websocket routes) serving `engine` under `/socket.io/`."""
-    return (
-        [path(prefix, PollingTransport.as_asgi(engine=engine, cors=cors))],
-        [path(prefix, WebSocketTransport.as_asgi(engine=engine, cors=cors))],
+def gate_from_settings() -> Gate:
+    return Gate(
+        cors=CorsPolicy(frozenset(settings.ALLOWED_ORIGINS), settings.CORS_CREDENTIALS),
+        handshake_limiter=make_rate_limiter(
+            settings.REDIS_URL, settings.RATE_LIMIT_HANDSHAKES, settings.RATE_LIMIT_WINDOW_MS,
+            settings.RATE_LIMIT_BLOCK_MS, prefix="galaxy:rl:handshakes",
+        ),
+        trusted_proxies=list(settings.TRUSTED_PROXIES),
     )
+

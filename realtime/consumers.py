@@ -38,7 +38,7 @@ class EventRequest:
     async def join(self, room: str) -> None:
         """Put the socket in `room` after the room-access policy agreed."""
         room = validate_room(room)
-        check_room_access(self.user, room)
+        await check_room_access(self.user, room)
         await self.socket.join(room)
 
     async def leave(self, room: str) -> None:

@@ -55,6 +55,18 @@ class NotFound(RealtimeError):
     default_message = "Not found"
 
 
+class RateLimited(RealtimeError):
+    code = "rate_limited"
+    default_message = "Too many requests"
+
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__(f"too many requests: try again in {retry_after_ms // 1000 + 1} s")
+        self.retry_after_ms = retry_after_ms
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "retryAfter": self.retry_after_ms}
+
+
 def ack_error(error: RealtimeError) -> dict[str, Any]:
     return {"ok": False, "error": error.body()}
 

@@ -9,42 +9,82 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+from .auth import AuthFailed, Principal, TokenVerifier, bearer_token
 from .consumers import EventRequest, now_ms, validate
-from .errors import AuthRequired, RealtimeError, ack_error, error_event
 from .emit import encode_event
+from .errors import RateLimited, RealtimeError, ack_error, error_event
+from .permissions import is_private
 from .router import EventRouter
-from .serializers import RoomSerializer
-from .server import Ack, Namespace, Socket
+from .rooms import validate_room
+from .serializers import AuthenticateSerializer, RoomSerializer
+from .server import Ack, ConnectionRefused, Namespace, Socket
+from .transports.handshake import header
 
 logger = logging.getLogger(__name__)
+# Events a socket may keep sending while blocked before it is disconnected as a flood.
+FLOOD_DISCONNECT_AFTER = 20
+# The seed's heartbeat event is exempt from rate limits: a client must never be punished for it.
+UNLIMITED_EVENTS = frozenset({"ping"})
 
 
 class GalaxyNamespace(Namespace):
-    def __init__(self, router: EventRouter, heartbeat_interval: float) -> None:
+    def __init__(self, router: EventRouter, heartbeat_interval: float, *, verifier: TokenVerifier,
+                 connection_limit, event_limiter) -> None:
         self.router = router
         self.heartbeat = HeartbeatEmitter(heartbeat_interval)
+        self.verifier = verifier
+        self.connection_limit = connection_limit
+        self.event_limiter = event_limiter
         router.add("ping", self.ping)
         router.add("subscribe", self.subscribe)
         router.add("unsubscribe", self.unsubscribe)
         router.add("authenticate", self.authenticate)
 
+    # -- connection lifecycle --------------------------------------------------------------
+
+    async def on_connect(self, socket: Socket, auth: dict | None) -> None:
+        """A token in CONNECT's `auth`, else in the handshake's Authorization header, is checked
+        before the socket exists: a bad one is refused with CONNECT_ERROR."""
+        token = auth.get("token") if isinstance(auth, dict) and "token" in auth else None
+        if token is None:
+            token = bearer_token(header(socket.session.scope, b"authorization"))
+        if token is not None:
+            try:
+                socket.data["pending_user"] = await self.verifier.verify(token)
+            except AuthFailed as exc:
+                raise ConnectionRefused(exc.message, {"code": exc.code}) from None
+
     async def on_connected(self, socket: Socket) -> None:
         await socket.emit("connected", {"socketId": socket.sid, "timestamp": now_ms()})
         self.heartbeat.add(socket)
+        principal = socket.data.pop("pending_user", None)
+        if principal is not None:
+            try:
+                await self.sign_in(socket, principal)
+            except AuthFailed:
+                pass  # told through auth_error; the socket stays, anonymous
 
     async def on_disconnect(self, socket: Socket, reason: str) -> None:
         self.heartbeat.discard(socket)
+        await self._forget_user(socket)
+
+    # -- events ----------------------------------------------------------------------------
 
     async def on_event(self, socket: Socket, event: str, args: list, ack: Ack | None) -> None:
         data = args[0] if args else {}
         try:
+            if event not in UNLIMITED_EVENTS:
+                await self.check_rate(socket)
             result = await self.router.resolve(event)(EventRequest(socket, event, data))
+        except RateLimited as exc:
+            await self.refuse_rate_limited(socket, event, ack, exc)
         except RealtimeError as exc:
             await self.reply_error(socket, event, ack, exc)
         except Exception:
-            logger.exception("handler for %r failed on socket %s", event, socket.sid)
+            logger.exception("handler for %r failed on socket %s", event[:100], socket.sid)
             await self.reply_error(socket, event, ack, RealtimeError())
         else:
             if ack is not None:
@@ -55,6 +95,21 @@ class GalaxyNamespace(Namespace):
             await ack(ack_error(exc))
         else:
             await socket.emit("error", error_event(event[:100], exc))
+
+    async def check_rate(self, socket: Socket) -> None:
+        verdict = await self.event_limiter.hit(f"ev:{socket.sid}")
+        if not verdict.allowed:
+            raise RateLimited(verdict.retry_after_ms)
+        socket.data.pop("dropped", None)
+
+    async def refuse_rate_limited(self, socket: Socket, event: str, ack: Ack | None, exc: RateLimited) -> None:
+        """Tell once (and every ack), drop the rest; a client that keeps flooding is cut off."""
+        dropped = socket.data["dropped"] = socket.data.get("dropped", 0) + 1
+        if dropped > FLOOD_DISCONNECT_AFTER:
+            logger.info("disconnecting socket %s: still flooding while rate limited", socket.sid)
+            await socket.session.close("rate limited")
+        elif ack is not None or dropped == 1:
+            await self.reply_error(socket, event, ack, exc)
 
     # -- the seed's connection events ------------------------------------------------------
 
@@ -78,10 +133,68 @@ class GalaxyNamespace(Namespace):
         return reply
 
     async def authenticate(self, request: EventRequest) -> dict:
-        # Token verification arrives with the auth issue; until then say so in the seed's terms.
-        error = AuthRequired("authentication is not available on this server yet")
-        await request.emit("auth_error", {"error": error.message})
-        raise error
+        try:
+            token = validate(AuthenticateSerializer, request.data)["token"]
+            principal = await self.verifier.verify(token)
+        except RealtimeError as exc:
+            await request.emit("auth_error", {"error": exc.message})
+            raise
+        return await self.sign_in(request.socket, principal)
+
+    # -- signing in and out ----------------------------------------------------------------
+
+    async def sign_in(self, socket: Socket, principal: Principal) -> dict:
+        """Make `principal` the socket's user: count it, join user:{id}, say `authenticated`."""
+        current: Principal | None = socket.data.get("user")
+        if current is not None and current.user_id != principal.user_id:
+            await self._forget_user(socket)
+            await self._leave_private_rooms(socket)
+        try:
+            user_room = validate_room(f"user:{principal.user_id}")
+        except RealtimeError:
+            return await self._auth_error(socket, "token subject is not a valid user id")
+        if not await self.connection_limit.acquire(principal.user_id, socket.sid):
+            return await self._auth_error(socket, "too many connections")
+        self._cancel_expiry(socket)
+        socket.data["user"] = principal
+        delay = max(0.0, principal.expires_at - time.time())
+        socket.data["expiry"] = asyncio.get_running_loop().call_later(delay, self._expired, socket)
+        await socket.join(user_room)
+        reply = {"userId": principal.user_id, "userEmail": principal.email, "permissions": list(principal.permissions)}
+        await socket.emit("authenticated", reply)
+        return reply
+
+    async def _auth_error(self, socket: Socket, message: str) -> dict:
+        await socket.emit("auth_error", {"error": message})
+        raise AuthFailed(message)
+
+    def _expired(self, socket: Socket) -> None:
+        asyncio.ensure_future(self.sign_out(socket, "token expired"))
+
+    async def sign_out(self, socket: Socket, reason: str) -> None:
+        """The token ran out: leave private rooms, become anonymous, may authenticate again."""
+        if not socket.connected or socket.data.get("user") is None:
+            return
+        await self._forget_user(socket)
+        await self._leave_private_rooms(socket)
+        await socket.emit("auth_error", {"error": reason})
+
+    async def _forget_user(self, socket: Socket) -> None:
+        self._cancel_expiry(socket)
+        user: Principal | None = socket.data.pop("user", None)
+        if user is not None:
+            await self.connection_limit.release(user.user_id, socket.sid)
+
+    @staticmethod
+    def _cancel_expiry(socket: Socket) -> None:
+        timer = socket.data.pop("expiry", None)
+        if timer is not None:
+            timer.cancel()
+
+    @staticmethod
+    async def _leave_private_rooms(socket: Socket) -> None:
+        for room in [r for r in socket.rooms if is_private(r)]:
+            await socket.leave(room)
 
 
 class HeartbeatEmitter:

@@ -22,3 +22,8 @@ class StrictRegexField(serializers.RegexField, StrictCharField):
 
 class RoomSerializer(serializers.Serializer):
     room = StrictCharField(max_length=100)
+
+
+class AuthenticateSerializer(serializers.Serializer):
+    # Longer than any real token, so the verifier (not this field) says "token too large".
+    token = StrictCharField(max_length=65536, trim_whitespace=False)

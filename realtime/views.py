@@ -1,4 +1,4 @@
-"""HTTP endpoints of the realtime app: the seed's `/health`."""
+"""HTTP endpoints of the realtime app: the seed's `/health`, and `/api/auth/me`."""
 
 import time
 
@@ -24,3 +24,11 @@ class HealthView(APIView):
                 "environment": settings.NODE_ENV,
             }
         )
+
+
+class MeView(APIView):
+    """Who the bearer token says you are, as the socket's `authenticated` event would."""
+
+    def get(self, request):
+        user = request.user
+        return Response({"userId": user.user_id, "userEmail": user.email, "permissions": list(user.permissions)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -12,6 +13,38 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+BASE_ENV = {"DJANGO_SETTINGS_MODULE": "galaxy.settings", "GALAXY_ENV_FILE": "/nonexistent"}
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `manage.py ARGS` with `env` (e.g. the server's DATABASE_URL); fails loudly."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **BASE_ENV, **env},
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def fresh_sqlite(directory: Path) -> str:
+    return f"sqlite:///{directory / f'galaxy-{secrets.token_hex(4)}.sqlite3'}"
+
+
+def fresh_postgres() -> tuple[str, callable]:
+    """A new empty PostgreSQL database, and the function that drops it."""
+    import psycopg
+
+    name = f"galaxy_test_{secrets.token_hex(4)}"
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return f"{POSTGRES_URL}/{name}", drop
 
 
 def free_port() -> int:
@@ -39,6 +72,7 @@ class ServerProcess:
     port: int
     process: subprocess.Popen
     log: Path
+    env: dict[str, str]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -50,7 +84,7 @@ class ServerProcess:
 
 def start_daphne(app: str, env: dict[str, str], log: Path) -> ServerProcess:
     port = free_port()
-    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "galaxy.settings", "GALAXY_ENV_FILE": "/nonexistent", **env}
+    full_env = {**os.environ, **BASE_ENV, **env}
     log.parent.mkdir(parents=True, exist_ok=True)
     out = log.open("wb")
     process = subprocess.Popen(
@@ -58,4 +92,4 @@ def start_daphne(app: str, env: dict[str, str], log: Path) -> ServerProcess:
         cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT,
     )
     wait_for_port(port, process)
-    return ServerProcess(f"http://127.0.0.1:{port}", port, process, log)
+    return ServerProcess(f"http://127.0.0.1:{port}", port, process, log, env)

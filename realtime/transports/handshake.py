@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
+from ..cors import CorsPolicy
 from ..protocol.engineio import ErrorCode
+from ..ratelimit import client_ip
 
 
 class HandshakeError(Exception):
@@ -45,3 +47,20 @@ def parse_handshake(scope: dict, transport: str) -> Handshake:
         raise HandshakeError(ErrorCode.BAD_REQUEST)
     sid = query.get("sid", [None])[0]
     return Handshake(transport=requested, sid=sid)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a request must pass before it reaches the engine: its Origin, and for a new
+    session, the handshake rate limit of its client address."""
+
+    cors: CorsPolicy
+    handshake_limiter: object = None  # a ratelimit limiter, or None for no limit
+    trusted_proxies: list[str] = field(default_factory=list)
+
+    async def admit_new_session(self, scope: dict) -> int | None:
+        """None if a new session may open, else how many ms the client must wait."""
+        if self.handshake_limiter is None:
+            return None
+        verdict = await self.handshake_limiter.hit("hs:" + client_ip(scope, self.trusted_proxies))
+        return None if verdict.allowed else verdict.retry_after_ms

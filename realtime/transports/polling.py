@@ -7,13 +7,12 @@ import json
 
 from channels.exceptions import StopConsumer
 
-from ..cors import CorsPolicy
 from ..engine import EngineServer, SessionError
 from ..protocol.engineio import ErrorCode
 from ..protocol.errors import DecodeError
 from ..session import State
 from .base import TransportConsumer
-from .handshake import HandshakeError, header, origin_of, parse_handshake
+from .handshake import Gate, HandshakeError, header, origin_of, parse_handshake
 
 TEXT = b"text/plain; charset=UTF-8"
 NOOP = b"6"
@@ -26,9 +25,10 @@ class PollingTransport(TransportConsumer):
     at-a-time dispatch loop cannot do, so this consumer reads its request itself.
     """
 
-    def __init__(self, engine: EngineServer, cors: CorsPolicy) -> None:
+    def __init__(self, engine: EngineServer, gate: Gate) -> None:
         self.engine = engine
-        self.cors = cors
+        self.gate = gate
+        self.cors = gate.cors
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
@@ -53,6 +53,9 @@ class PollingTransport(TransportConsumer):
         if handshake.sid is None:
             if method != "GET":
                 return await self.error(400, ErrorCode.BAD_HANDSHAKE_METHOD)
+            retry_after = await self.gate.admit_new_session(scope)
+            if retry_after is not None:
+                return await self.too_many(retry_after)
             session = await self.engine.open(State.POLLING, scope)
             return await self.respond(200, (await session.poll()).encode())
         session = self.engine.sessions.get(handshake.sid)
@@ -111,6 +114,11 @@ class PollingTransport(TransportConsumer):
                 return None
             if not message.get("more_body", False):
                 return bytes(body)
+
+    async def too_many(self, retry_after_ms: int) -> None:
+        body = json.dumps({"code": int(ErrorCode.FORBIDDEN), "message": "Too many connections from this address", "retryAfter": retry_after_ms})
+        headers = [*self.cors.headers(self.origin), (b"retry-after", str(retry_after_ms // 1000 + 1).encode())]
+        await self.respond(429, body.encode(), headers, content_type=b"application/json")
 
     async def error(self, status: int, code: ErrorCode, *, message: str | None = None) -> None:
         body = json.dumps({"code": int(code), "message": message or code.message}).encode()

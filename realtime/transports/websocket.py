@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from channels.exceptions import StopConsumer
 
-from ..cors import CorsPolicy
 from ..engine import EngineServer, Frame
 from ..protocol import engineio as eio
 from ..protocol.errors import DecodeError
 from ..session import IllegalMove, State
 from .base import TransportConsumer
-from .handshake import HandshakeError, origin_of, parse_handshake
+from .handshake import Gate, HandshakeError, origin_of, parse_handshake
 
 
 class WebSocketTransport(TransportConsumer):
-    def __init__(self, engine: EngineServer, cors: CorsPolicy) -> None:
+    def __init__(self, engine: EngineServer, gate: Gate) -> None:
         self.engine = engine
-        self.cors = cors
+        self.gate = gate
+        self.cors = gate.cors
         self.session = None
         self.upgrading = False  # this socket is probing for a polling session, not yet its transport
         self.closed = False
@@ -29,6 +29,8 @@ class WebSocketTransport(TransportConsumer):
         except HandshakeError:
             return await self.close()
         if handshake.sid is None:
+            if await self.gate.admit_new_session(self.scope) is not None:
+                return await self.close()  # before accept: the client sees HTTP 403
             await self.send({"type": "websocket.accept"})
             self.session = await self.engine.open(State.WEBSOCKET, self.scope, ws=self)
             return

@@ -20,7 +20,8 @@ from realtime.cors import CorsPolicy  # noqa: E402
 from realtime.engine import EngineConfig, EngineServer  # noqa: E402
 from realtime.fanout import Fanout  # noqa: E402
 from realtime.server import Namespace, SocketIOServer  # noqa: E402
-from realtime.app import socketio_routes  # noqa: E402
+from realtime.transports import socketio_routes  # noqa: E402
+from realtime.transports.handshake import Gate  # noqa: E402
 
 CONFIG = EngineConfig(ping_interval=0.3, ping_timeout=0.2, max_payload=1_000_000)
 CONNECT_TIMEOUT = 1.0
@@ -54,10 +55,10 @@ class SuiteNamespace(Namespace):
 
 
 def build_application():
-    cors = CorsPolicy(frozenset({"*"}), allow_credentials=True)
+    gate = Gate(CorsPolicy(frozenset({"*"}), allow_credentials=True))
     sio = SocketIOServer({"/": SuiteNamespace(), "/custom": SuiteNamespace()}, Fanout(), CONNECT_TIMEOUT)
-    sio_http, sio_ws = socketio_routes(EngineServer(CONFIG, sio), cors, "socket.io/")
-    eio_http, eio_ws = socketio_routes(EngineServer(CONFIG, EchoHandler()), cors, "engine.io/")
+    sio_http, sio_ws = socketio_routes(EngineServer(CONFIG, sio), gate, "socket.io/")
+    eio_http, eio_ws = socketio_routes(EngineServer(CONFIG, EchoHandler()), gate, "engine.io/")
     return ProtocolTypeRouter(
         {"http": URLRouter([*sio_http, *eio_http]), "websocket": URLRouter([*sio_ws, *eio_ws])}
     )

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.servers import REDIS_URL, ROOT, start_daphne
+from tests.servers import REDIS_URL, ROOT, fresh_postgres, fresh_sqlite, manage, start_daphne
 
 ARTIFACTS = ROOT / "artifacts"
 # Short heartbeats so the seed's `ping` and the CONNECT deadline are observable in a test; a
@@ -19,19 +19,30 @@ E2E_ENV = {
     "MAX_HTTP_BUFFER_SIZE": "100000",
     "ALLOWED_ORIGINS": "http://allowed.example,http://localhost:3000",
     "CORS_CREDENTIALS": "true",
+    # These tests send many events per socket; the rate-limit tests run their own server.
+    "RATE_LIMIT_REQUESTS": "100000",
+    "RATE_LIMIT_HANDSHAKES": "100000",
 }
 MAX_BUFFER = 100_000
 
 
 @pytest.fixture(scope="session", params=["memory", "redis"])
-def server(request):
+def server(request, tmp_path_factory):
+    """The embedded default (in-memory layer, SQLite), or production's parts (Redis, PostgreSQL)."""
     env = dict(E2E_ENV)
+    drop = None
     if request.param == "redis":
+        env["DATABASE_URL"], drop = fresh_postgres()
         env["REDIS_URL"] = REDIS_URL
+    else:
+        env["DATABASE_URL"] = fresh_sqlite(tmp_path_factory.mktemp("db"))
+    manage(env, "migrate", "--noinput")
     srv = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-server-{request.param}.log")
     srv.layer = request.param
     yield srv
     srv.stop()
+    if drop is not None:
+        drop()
 
 
 @pytest.fixture

@@ -1,0 +1,108 @@
+"""MAX_CONNECTIONS_PER_USER: authenticated connections per user, counted across processes.
+
+With Redis, each user has a sorted set of connection ids scored by lease expiry; a process
+renews the leases of its live connections, so a crashed process's entries lapse by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+logger = logging.getLogger(__name__)
+
+# A crashed node's connections stop counting after this long; renewed every third of it.
+LEASE_SECONDS = 90
+
+
+class MemoryConnectionLimit:
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self._by_user: dict[str, set[str]] = defaultdict(set)
+
+    async def acquire(self, user_id: str, conn_id: str) -> bool:
+        held = self._by_user[user_id]
+        if conn_id in held:
+            return True
+        if len(held) >= self.maximum:
+            return False
+        held.add(conn_id)
+        return True
+
+    async def release(self, user_id: str, conn_id: str) -> None:
+        held = self._by_user.get(user_id)
+        if held is not None:
+            held.discard(conn_id)
+            if not held:
+                del self._by_user[user_id]
+
+
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class RedisConnectionLimit:
+    def __init__(self, redis_url: str, maximum: int, prefix: str = "galaxy:conns") -> None:
+        import redis.asyncio as redis
+
+        self.client = redis.from_url(redis_url)
+        self.script = self.client.register_script(_ACQUIRE)
+        self.maximum, self.prefix = maximum, prefix
+        self._held: dict[str, set[str]] = defaultdict(set)  # this process's, for lease renewal
+        self._renewer: asyncio.Task | None = None
+
+    async def acquire(self, user_id: str, conn_id: str) -> bool:
+        now = time.time()
+        try:
+            ok = await self.script(
+                keys=[self._key(user_id)],
+                args=[now, now + LEASE_SECONDS, conn_id, self.maximum, LEASE_SECONDS * 1000],
+            )
+        except Exception as exc:  # Redis down: count locally rather than refuse every login
+            logger.warning("connection limit store unavailable for %s: %s", user_id, exc)
+            ok = len(self._held[user_id]) < self.maximum
+        if ok:
+            self._held[user_id].add(conn_id)
+            if self._renewer is None or self._renewer.done():
+                self._renewer = asyncio.ensure_future(self._renew())
+        return bool(ok)
+
+    async def release(self, user_id: str, conn_id: str) -> None:
+        held = self._held.get(user_id)
+        if held is not None:
+            held.discard(conn_id)
+            if not held:
+                del self._held[user_id]
+        try:
+            await self.client.zrem(self._key(user_id), conn_id)
+        except Exception as exc:  # the lease lapses by itself
+            logger.warning("could not release connection %s of %s: %s", conn_id, user_id, exc)
+
+    def _key(self, user_id: str) -> str:
+        return f"{self.prefix}:{user_id}"
+
+    async def _renew(self) -> None:
+        while self._held:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            expires = time.time() + LEASE_SECONDS
+            for user_id, conns in list(self._held.items()):
+                try:
+                    await self.client.zadd(self._key(user_id), {c: expires for c in conns})
+                    await self.client.pexpire(self._key(user_id), LEASE_SECONDS * 1000)
+                except Exception as exc:
+                    logger.warning("lease renewal failed for %s: %s", user_id, exc)
+
+
+def make_connection_limit(redis_url: str | None, maximum: int):
+    return RedisConnectionLimit(redis_url, maximum) if redis_url else MemoryConnectionLimit(maximum)
