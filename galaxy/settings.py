@@ -87,6 +87,12 @@ STELLAR_HORIZON_URL = env("STELLAR_HORIZON_URL", "https://horizon-testnet.stella
 REDIS_URL = env("REDIS_URL")
 DATABASE_URL = env("DATABASE_URL")
 
+# -- delivery (seed: Event Queuing) -------------------------------------------------------------
+# How long a disconnected client can come back and recover its rooms, user and missed events.
+RECOVERY_MAX_DISCONNECTION_MS = env_int("RECOVERY_MAX_DISCONNECTION_MS", 120000)
+# Events a process holds while the channel layer / Redis is unreachable (oldest dropped beyond).
+EVENT_QUEUE_MAX = env_int("EVENT_QUEUE_MAX", 1000)
+
 # -- rate limits (seed: Security) ---------------------------------------------------------------
 # The seed's "10 requests per minute per client, 5-minute block": per socket, heartbeats exempt.
 RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 10)

@@ -7,6 +7,8 @@ from django.conf import settings
 from .auth import verifier_from_settings
 from .connection_limits import make_connection_limit
 from .cors import CorsPolicy
+from .emit import emitter
+from .recovery import make_session_store
 from .engine import EngineConfig, EngineServer
 from .fanout import Fanout
 from .namespace import GalaxyNamespace
@@ -18,6 +20,7 @@ from .transports.handshake import Gate
 
 def build_engine() -> EngineServer:
     fanout = Fanout()
+    event_log = emitter().log  # the same log the process's emits append to
     namespace = GalaxyNamespace(
         router_from_settings(),
         settings.HEARTBEAT_INTERVAL_MS / 1000,
@@ -27,8 +30,13 @@ def build_engine() -> EngineServer:
             settings.REDIS_URL, settings.RATE_LIMIT_REQUESTS, settings.RATE_LIMIT_WINDOW_MS,
             settings.RATE_LIMIT_BLOCK_MS, prefix="galaxy:rl:events",
         ),
+        event_log=event_log,
     )
-    sio = SocketIOServer({"/": namespace}, fanout, settings.CONNECTION_TIMEOUT_MS / 1000)
+    sio = SocketIOServer(
+        {"/": namespace}, fanout, settings.CONNECTION_TIMEOUT_MS / 1000,
+        event_log=event_log,
+        session_store=make_session_store(settings.REDIS_URL, settings.RECOVERY_MAX_DISCONNECTION_MS),
+    )
     config = EngineConfig(
         ping_interval=settings.HEARTBEAT_INTERVAL_MS / 1000,
         ping_timeout=settings.CONNECTION_TIMEOUT_MS / 1000,

@@ -1,31 +1,107 @@
-"""The one emit API for every producer: encode the event once, send it to the room's group.
+"""The one emit API for every producer: log the event, encode it once, send it to the room.
 
-Async code awaits `emit`; Celery tasks, views and admin actions call `emit_sync`.
+Each room event is appended to the recovery log first (its offset rides along as the event's
+last argument, as Socket.IO's connection state recovery expects), then encoded once and sent to
+the room's channel-layer group. Async code awaits `emit`: when the layer or Redis cannot be
+reached the event waits in this process's EventQueue and is retried. Celery tasks, views and
+admin actions call `emit_sync`, which raises EmitFailed instead so the task retries.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
+from .errors import RealtimeError
+from .event_queue import EventQueue
 from .fanout import MESSAGE_TYPE
 from .protocol import socketio as sio
+from .recovery import make_event_log
 from .rooms import room_to_group, validate_room
 
+DELIVERY_ERRORS = (OSError, ConnectionError, TimeoutError, redis.exceptions.RedisError)
 
-def encode_event(event: str, data: Any, namespace: str = "/") -> list[str | bytes]:
+
+class EmitFailed(RealtimeError):
+    code = "emit_failed"
+    default_message = "the event could not reach the channel layer"
+
+
+@dataclass
+class RoomEvent:
+    room: str
+    event: str
+    data: Any
+    namespace: str = "/"
+    offset: str | None = None  # set once the event is in the recovery log; retries keep it
+
+
+def encode_event(event: str, data: Any, namespace: str = "/", offset: str | None = None) -> list[str | bytes]:
     """The Engine.IO frames of a Socket.IO EVENT: built once, written to every socket as is."""
-    text, *attachments = sio.encode_packet(sio.Packet(sio.PacketType.EVENT, namespace, [event, data]))
+    args = [event, data] if offset is None else [event, data, offset]
+    text, *attachments = sio.encode_packet(sio.Packet(sio.PacketType.EVENT, namespace, args))
     return ["4" + text, *attachments]
 
 
+class Emitter:
+    """A producer: the recovery log, the channel layer, and the retry queue of this process."""
+
+    def __init__(self, log=None) -> None:
+        self.log = log if log is not None else make_event_log(settings.REDIS_URL)
+        self.queue = EventQueue(settings.EVENT_QUEUE_MAX, self.deliver)
+
+    async def emit(self, item: RoomEvent) -> None:
+        if self.queue.pending:  # nothing overtakes an event already waiting
+            self.queue.put(item)
+            return
+        try:
+            await self.deliver(item)
+        except DELIVERY_ERRORS:
+            self.queue.put(item)
+
+    async def deliver(self, item: RoomEvent) -> None:
+        if item.offset is None:
+            item.offset = await self.log.append(item.namespace, item.room, item.event, item.data)
+        message = {
+            "type": MESSAGE_TYPE,
+            "namespace": item.namespace,
+            "room": item.room,
+            "offset": item.offset,
+            "frames": encode_event(item.event, item.data, item.namespace, item.offset),
+        }
+        await get_channel_layer().group_send(room_to_group(item.room), message)
+
+
+_emitter: Emitter | None = None
+
+
+def emitter() -> Emitter:
+    """This process's emitter (and with it the recovery log and session store)."""
+    global _emitter
+    if _emitter is None:
+        _emitter = Emitter()
+    return _emitter
+
+
 async def emit(room: str, event: str, data: Any, *, namespace: str = "/") -> None:
-    room = validate_room(room)
-    message = {"type": MESSAGE_TYPE, "namespace": namespace, "room": room, "frames": encode_event(event, data, namespace)}
-    await get_channel_layer().group_send(room_to_group(room), message)
+    await emitter().emit(RoomEvent(validate_room(room), event, data, namespace))
 
 
 def emit_sync(room: str, event: str, data: Any, *, namespace: str = "/") -> None:
-    async_to_sync(emit)(room, event, data, namespace=namespace)
+    item = RoomEvent(validate_room(room), event, data, namespace)
+
+    async def deliver_once() -> None:
+        # With Redis, a fresh emitter: async_to_sync may run each call in a new event loop,
+        # which Redis connections made in another loop cannot serve. The in-memory log is
+        # plain data, and must be the process's one so offsets stay in one sequence.
+        await (Emitter() if settings.REDIS_URL else Emitter(emitter().log)).deliver(item)
+
+    try:
+        async_to_sync(deliver_once)()
+    except DELIVERY_ERRORS as exc:
+        raise EmitFailed(f"could not emit {event} to {room}: {exc}") from exc

@@ -69,9 +69,12 @@ class Fanout:
     def local_members(self, namespace: str, room: str) -> set[Socket]:
         return self._members.get((namespace, room), set())
 
-    async def deliver(self, namespace: str, room: str, frames: list) -> None:
+    async def deliver(self, namespace: str, room: str, frames: list, offset: str | None = None) -> None:
         for socket in list(self._members.get((namespace, room), ())):
-            await socket.session.write(frames)
+            if socket.recovering is not None:  # replaying missed events: hold live ones back
+                socket.recovering.append((offset, frames))
+            else:
+                await socket.session.write(frames)
 
     async def _ensure_channel(self) -> str:
         if self._channel is None:
@@ -87,6 +90,6 @@ class Fanout:
                 logger.warning("fan-out channel got an unexpected %r message", message.get("type"))
                 continue
             try:
-                await self.deliver(message["namespace"], message["room"], message["frames"])
+                await self.deliver(message["namespace"], message["room"], message["frames"], message.get("offset"))
             except Exception:
                 logger.exception("delivery to room %s failed", message.get("room"))

@@ -16,7 +16,7 @@ from .auth import AuthFailed, Principal, TokenVerifier, bearer_token
 from .consumers import EventRequest, now_ms, validate
 from .emit import encode_event
 from .errors import RateLimited, RealtimeError, ack_error, error_event
-from .permissions import is_private
+from .permissions import check_room_access, is_private
 from .router import EventRouter
 from .rooms import validate_room
 from .serializers import AuthenticateSerializer, RoomSerializer
@@ -32,8 +32,9 @@ UNLIMITED_EVENTS = frozenset({"ping"})
 
 class GalaxyNamespace(Namespace):
     def __init__(self, router: EventRouter, heartbeat_interval: float, *, verifier: TokenVerifier,
-                 connection_limit, event_limiter) -> None:
+                 connection_limit, event_limiter, event_log) -> None:
         self.router = router
+        self.event_log = event_log
         self.heartbeat = HeartbeatEmitter(heartbeat_interval)
         self.verifier = verifier
         self.connection_limit = connection_limit
@@ -58,7 +59,10 @@ class GalaxyNamespace(Namespace):
                 raise ConnectionRefused(exc.message, {"code": exc.code}) from None
 
     async def on_connected(self, socket: Socket) -> None:
-        await socket.emit("connected", {"socketId": socket.sid, "timestamp": now_ms()})
+        # The log's current offset rides along, so a client that gets no room event before
+        # its connection drops still has an offset to recover from (Socket.IO's own gap).
+        offset = await self.event_log.head()
+        await socket.emit("connected", {"socketId": socket.sid, "timestamp": now_ms()}, offset)
         self.heartbeat.add(socket)
         principal = socket.data.pop("pending_user", None)
         if principal is not None:
@@ -70,6 +74,33 @@ class GalaxyNamespace(Namespace):
     async def on_disconnect(self, socket: Socket, reason: str) -> None:
         self.heartbeat.discard(socket)
         await self._forget_user(socket)
+
+    def session_state(self, socket: Socket) -> dict:
+        user: Principal | None = socket.data.get("user")
+        if user is None:
+            return {}
+        return {"user": {"user_id": user.user_id, "email": user.email, "permissions": list(user.permissions), "expires_at": user.expires_at}}
+
+    async def on_recover(self, socket: Socket, state: dict, rooms: set[str]) -> set[str]:
+        """Restore the user while its token is still valid; keep only rooms it may still join."""
+        saved = state.get("user")
+        user = None
+        if saved and saved["expires_at"] > time.time():
+            candidate = Principal(saved["user_id"], saved["email"], tuple(saved["permissions"]), saved["expires_at"])
+            if await self.connection_limit.acquire(candidate.user_id, socket.sid):
+                user = candidate
+                socket.data["user"] = user
+                delay = user.expires_at - time.time()
+                socket.data["expiry"] = asyncio.get_running_loop().call_later(delay, self._expired, socket)
+        self.heartbeat.add(socket)
+        allowed = set()
+        for room in rooms:
+            try:
+                await check_room_access(user, room)
+            except RealtimeError:
+                continue
+            allowed.add(room)
+        return allowed
 
     # -- events ----------------------------------------------------------------------------
 

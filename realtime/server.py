@@ -11,13 +11,18 @@ import logging
 import secrets
 from typing import Any
 
+from .emit import encode_event
 from .engine import EngineSession
 from .fanout import Fanout
 from .protocol import socketio as sio
 from .protocol.errors import DecodeError
+from .recovery import offset_key, valid_offset
 
 logger = logging.getLogger(__name__)
 INVALID_NAMESPACE = {"message": "Invalid namespace"}
+# Disconnects after which a client may come back and recover: the network's doing, not a
+# decision of the client or the server to end the session.
+RECOVERABLE_REASONS = frozenset({"transport close", "transport error", "ping timeout", "server shutting down"})
 
 
 class ConnectionRefused(Exception):
@@ -44,6 +49,14 @@ class Namespace:
     async def on_disconnect(self, socket: Socket, reason: str) -> None:
         """The socket left (client, transport or server)."""
 
+    def session_state(self, socket: Socket) -> dict:
+        """What of `socket.data` to keep for connection state recovery (JSON-serialisable)."""
+        return {}
+
+    async def on_recover(self, socket: Socket, state: dict, rooms: set[str]) -> set[str]:
+        """A socket came back with its saved `state`: restore it; return the rooms to rejoin."""
+        return rooms
+
 
 class Ack:
     """Answers one client event's acknowledgement id, at most once."""
@@ -68,9 +81,13 @@ class Socket:
         self.session = session
         self.namespace = namespace
         self.sid = secrets.token_urlsafe(15)
+        self.pid = secrets.token_urlsafe(15)  # private id for connection state recovery
         self.rooms: set[str] = set()
         self.data: dict[str, Any] = {}  # per-socket state of the application (user, ...)
         self.connected = True
+        self.recovered = False
+        # While missed events are replayed, live room frames wait here as (offset, frames).
+        self.recovering: list[tuple[str | None, list]] | None = None
 
     async def emit(self, event: str, *args: Any) -> None:
         await self.send_packet(sio.Packet(sio.PacketType.EVENT, self.namespace, [event, *args]))
@@ -106,10 +123,14 @@ class _Connection:
 class SocketIOServer:
     """The engine's handler: decodes Socket.IO packets and routes them to namespaces."""
 
-    def __init__(self, namespaces: dict[str, Namespace], fanout: Fanout, connect_timeout: float) -> None:
+    def __init__(self, namespaces: dict[str, Namespace], fanout: Fanout, connect_timeout: float,
+                 *, event_log=None, session_store=None) -> None:
         self.namespaces = namespaces
         self.fanout = fanout
         self.connect_timeout = connect_timeout  # seconds a client has to send its first CONNECT
+        # Connection state recovery is on when both are given (recovery.py).
+        self.event_log = event_log
+        self.session_store = session_store
 
     async def on_open(self, session: EngineSession) -> None:
         conn = session.data["sio"] = _Connection()
@@ -177,19 +198,68 @@ class SocketIOServer:
         previous = conn.sockets.get(packet.namespace)
         if previous is not None:
             await self.remove_socket(previous, "client namespace disconnect")
+        auth = dict(packet.data) if isinstance(packet.data, dict) else None
+        pid, offset = (auth.pop("pid", None), auth.pop("offset", None)) if auth is not None else (None, None)
         socket = Socket(self, session, packet.namespace)
-        try:
-            await namespace.on_connect(socket, packet.data)
-        except ConnectionRefused as exc:
-            body = {"message": exc.message} if exc.data is None else {"message": exc.message, "data": exc.data}
-            await self._send(session, sio.Packet(sio.PacketType.CONNECT_ERROR, packet.namespace, body))
-            return
+        missed = await self._recover(socket, namespace, pid, offset) if pid is not None else None
+        if missed is None:
+            try:
+                await namespace.on_connect(socket, auth)
+            except ConnectionRefused as exc:
+                body = {"message": exc.message} if exc.data is None else {"message": exc.message, "data": exc.data}
+                await self._send(session, sio.Packet(sio.PacketType.CONNECT_ERROR, packet.namespace, body))
+                return
         conn.sockets[packet.namespace] = socket
         if conn.connect_timer is not None:
             conn.connect_timer.cancel()
             conn.connect_timer = None
-        await socket.send_packet(sio.Packet(sio.PacketType.CONNECT, packet.namespace, {"sid": socket.sid}))
+        reply = {"sid": socket.sid, "pid": socket.pid} if self.session_store is not None else {"sid": socket.sid}
+        await socket.send_packet(sio.Packet(sio.PacketType.CONNECT, packet.namespace, reply))
+        if missed is not None:
+            await self._replay(socket, missed)
         await namespace.on_connected(socket)
+
+    async def _recover(self, socket: Socket, namespace: Namespace, pid: object, offset: object) -> list | None:
+        """Restore a returning socket's id, state and rooms; the events it missed, or None.
+
+        None means not recovered: an unknown or expired pid, an offset the log no longer
+        reaches, or no recovery configured. The client then gets a new pid and knows it.
+        """
+        if self.session_store is None or not isinstance(pid, str) or not valid_offset(offset):
+            return None
+        state = await self.session_store.take(pid)
+        if state is None or state.get("namespace") != socket.namespace:
+            return None
+        saved_rooms = set(state.get("rooms", []))
+        if await self.event_log.since(offset, socket.namespace, saved_rooms) is None:
+            return None  # the log no longer reaches back to the client's offset
+        socket.recovering = []  # from the first join on, live frames wait for the replay
+        for room in await namespace.on_recover(socket, state.get("data", {}), saved_rooms):
+            await socket.join(room)
+        # Read again after joining: whatever was logged meanwhile is replayed or held, not lost.
+        missed = await self.event_log.since(offset, socket.namespace, socket.rooms)
+        if missed is None:  # trimmed in the last milliseconds: undo, the client starts afresh
+            await self.fanout.leave_all(socket)
+            await namespace.on_disconnect(socket, "recovery failed")
+            socket.recovering, socket.data = None, {}
+            return None
+        socket.sid, socket.pid, socket.recovered = state["sid"], pid, True
+        return missed
+
+    async def _replay(self, socket: Socket, missed: list) -> None:
+        """Missed events in order, then the live ones that arrived meanwhile, each once."""
+        last = None
+        for event in missed:
+            await socket.session.write(encode_event(event.event, event.data, socket.namespace, event.offset))
+            last = offset_key(event.offset)
+        held = socket.recovering
+        i = 0
+        while i < len(held):  # frames may still arrive while earlier ones are written
+            offset, frames = held[i]
+            if offset is None or last is None or offset_key(offset) > last:
+                await socket.session.write(frames)
+            i += 1
+        socket.recovering = None
 
     async def _send(self, session: EngineSession, packet: sio.Packet) -> None:
         text, *attachments = sio.encode_packet(packet)
@@ -202,11 +272,25 @@ class SocketIOServer:
         conn: _Connection = socket.session.data["sio"]
         if conn.sockets.get(socket.namespace) is socket:
             del conn.sockets[socket.namespace]
+        if self.session_store is not None and reason in RECOVERABLE_REASONS:
+            await self._save_for_recovery(socket)
         await self.fanout.leave_all(socket)
         try:
             await self.namespaces[socket.namespace].on_disconnect(socket, reason)
         except Exception:
             logger.exception("disconnect handler failed on socket %s", socket.sid)
+
+    async def _save_for_recovery(self, socket: Socket) -> None:
+        state = {
+            "sid": socket.sid,
+            "namespace": socket.namespace,
+            "rooms": sorted(socket.rooms),
+            "data": self.namespaces[socket.namespace].session_state(socket),
+        }
+        try:
+            await self.session_store.save(socket.pid, state)
+        except Exception:
+            logger.exception("could not save socket %s for recovery", socket.sid)
 
     async def on_close(self, session: EngineSession, reason: str) -> None:
         conn: _Connection = session.data["sio"]

@@ -64,7 +64,8 @@ class Bystander:
         self.server = server
         self.client = socketio.AsyncClient(reconnection=False)
         self.received: asyncio.Queue = asyncio.Queue()
-        self.client.on("market:price_update", self.received.put_nowait)
+        # Room events carry their recovery offset as a last argument: keep the data.
+        self.client.on("market:price_update", lambda data, *offset: self.received.put_nowait(data))
 
     async def start(self) -> None:
         await self.client.connect(self.server.url, transports=["websocket"])

@@ -20,12 +20,17 @@ class Recorder:
 
     def __init__(self, client: socketio.AsyncClient, *events: str, namespace: str = "/") -> None:
         self.queues = {event: asyncio.Queue() for event in events}
+        self.offsets: list[str] = []
         for event in events:
             client.on(event, self._put(event), namespace=namespace)
 
     def _put(self, event):
         async def handler(*args):
-            self.queues[event].put_nowait(args[0] if len(args) == 1 else args)
+            # Room events (and `connected`) end with a recovery offset: record the data, and
+            # the offset for the tests that look at it.
+            self.queues[event].put_nowait(args[0] if args else None)
+            if len(args) > 1:
+                self.offsets.append(args[-1])
 
         return handler
 

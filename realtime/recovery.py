@@ -1,0 +1,155 @@
+"""Connection state recovery: the room event log with offsets, and saved session state.
+
+Socket.IO v4's protocol: the CONNECT reply carries a private id (pid), every room event carries
+its offset as a last argument, and a reconnecting client sends {pid, offset}; the server then
+restores the session's rooms and user and replays the room events it missed.
+
+One log for all rooms, each entry tagged with its room: a client keeps one offset however many
+rooms it is in, so offsets must be ordered across rooms, which a single log gives for free.
+Redis Streams in production (entry ids are the offsets), a bounded deque on the embedded default.
+Both are bounded in length; session state expires after RECOVERY_MAX_DISCONNECTION_MS, which
+bounds recovery in time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+logger = logging.getLogger(__name__)
+
+# Events kept for replay. At 20 updates/s on 50 rooms, 100,000 entries cover the default
+# two-minute window a hundred times over; a replay scans at most this many entries.
+LOG_MAX_ENTRIES = 100_000
+STREAM_KEY = "galaxy:events"
+SESSION_KEY = "galaxy:recovery:"
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    offset: str
+    namespace: str
+    room: str
+    event: str
+    data: Any
+
+
+def offset_key(offset: str) -> tuple[int, int]:
+    """Offsets ("12" in memory, "1700000000000-3" in Redis) as comparable tuples."""
+    ms, _, seq = offset.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def valid_offset(offset: object) -> bool:
+    if not isinstance(offset, str) or len(offset) > 40:
+        return False
+    try:
+        offset_key(offset)
+    except ValueError:
+        return False
+    return True
+
+
+class MemoryEventLog:
+    def __init__(self, max_entries: int = LOG_MAX_ENTRIES) -> None:
+        self._entries: deque[LoggedEvent] = deque(maxlen=max_entries)
+        self._counter = itertools.count(1)
+        self._dropped_through = 0  # the newest offset no longer in the log
+
+    async def append(self, namespace: str, room: str, event: str, data: Any) -> str:
+        if len(self._entries) == self._entries.maxlen:
+            self._dropped_through = int(self._entries[0].offset)
+        offset = str(next(self._counter))
+        self._entries.append(LoggedEvent(offset, namespace, room, event, data))
+        return offset
+
+    async def head(self) -> str:
+        return self._entries[-1].offset if self._entries else str(self._dropped_through)
+
+    async def since(self, offset: str, namespace: str, rooms: set[str]) -> list[LoggedEvent] | None:
+        """Events after `offset` in `rooms`, or None if the log no longer reaches back to it."""
+        after = int(offset_key(offset)[0])
+        if after < self._dropped_through:
+            return None
+        return [e for e in self._entries if int(e.offset) > after and e.room in rooms and e.namespace == namespace]
+
+
+class RedisEventLog:
+    def __init__(self, redis_url: str, max_entries: int = LOG_MAX_ENTRIES) -> None:
+        import redis.asyncio as redis
+
+        self.client = redis.from_url(redis_url)
+        self.max_entries = max_entries
+
+    async def append(self, namespace: str, room: str, event: str, data: Any) -> str:
+        blob = msgpack.packb([namespace, room, event, data], use_bin_type=True)
+        entry_id = await self.client.xadd(STREAM_KEY, {"m": blob}, maxlen=self.max_entries, approximate=True)
+        return entry_id.decode()
+
+    async def head(self) -> str:
+        info = await self.client.xinfo_stream(STREAM_KEY) if await self.client.exists(STREAM_KEY) else None
+        last = info.get("last-generated-id") if info else None
+        return last.decode() if isinstance(last, bytes) else (last or "0-0")
+
+    async def since(self, offset: str, namespace: str, rooms: set[str]) -> list[LoggedEvent] | None:
+        if await self.client.exists(STREAM_KEY):
+            info = await self.client.xinfo_stream(STREAM_KEY)
+            deleted = info.get("max-deleted-entry-id", b"0-0")
+            deleted = deleted.decode() if isinstance(deleted, bytes) else deleted
+            if offset_key(offset) < offset_key(deleted):
+                return None  # trimmed past the client's offset: it must refetch
+        entries = await self.client.xrange(STREAM_KEY, min=f"({offset}", max="+")
+        events = []
+        for entry_id, fields in entries:
+            ns, room, event, data = msgpack.unpackb(fields[b"m"], raw=False)
+            if room in rooms and ns == namespace:
+                events.append(LoggedEvent(entry_id.decode(), ns, room, event, data))
+        return events
+
+
+class MemorySessionStore:
+    """Saved state of disconnected sockets by pid, for RECOVERY_MAX_DISCONNECTION_MS."""
+
+    def __init__(self, ttl_ms: int) -> None:
+        self.ttl_ms = ttl_ms
+        self._states: dict[str, tuple[float, dict]] = {}
+
+    async def save(self, pid: str, state: dict) -> None:
+        now = time.monotonic()
+        for key in [k for k, (expires, _) in self._states.items() if expires < now]:
+            del self._states[key]
+        self._states[pid] = (now + self.ttl_ms / 1000, state)
+
+    async def take(self, pid: str) -> dict | None:
+        expires, state = self._states.pop(pid, (0.0, None))
+        return state if expires >= time.monotonic() else None
+
+
+class RedisSessionStore:
+    def __init__(self, redis_url: str, ttl_ms: int) -> None:
+        import redis.asyncio as redis
+
+        self.client = redis.from_url(redis_url)
+        self.ttl_ms = ttl_ms
+
+    async def save(self, pid: str, state: dict) -> None:
+        await self.client.set(SESSION_KEY + pid, json.dumps(state), px=self.ttl_ms)
+
+    async def take(self, pid: str) -> dict | None:
+        raw = await self.client.getdel(SESSION_KEY + pid)
+        return json.loads(raw) if raw else None
+
+
+def make_event_log(redis_url: str | None):
+    return RedisEventLog(redis_url) if redis_url else MemoryEventLog()
+
+
+def make_session_store(redis_url: str | None, ttl_ms: int):
+    return RedisSessionStore(redis_url, ttl_ms) if redis_url else MemorySessionStore(ttl_ms)
