@@ -1,0 +1,146 @@
+"""Connection state recovery with the real socket.io-client v4, through a network we cut.
+
+The client's network drops (a TCP proxy aborts its connection and refuses new ones); room
+events keep coming; when the network returns the client reconnects by itself and must see
+`socket.recovered === true` and every missed event, in order, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, E2E_ENV, emit_via_server
+from tests.servers import ROOT, fresh_sqlite, manage, start_daphne
+from tests.tcpproxy import TcpProxy
+
+NODE_DIR = ROOT / "tests" / "e2e" / "node"
+
+
+class RecoveringClient:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, url: str, room: str, token: str | None = None) -> RecoveringClient:
+        args = ["recovery.mjs", "--url", url, "--room", room] + (["--token", token] if token else [])
+        process = await asyncio.create_subprocess_exec(
+            shutil.which("node"), *args, cwd=NODE_DIR,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def next(self, kind: str, timeout: float = 10) -> dict:
+        while True:
+            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+            assert line, "the client exited"
+            record = json.loads(line)
+            if record["type"] == kind:
+                return record
+
+    async def events(self, count: int) -> list[dict]:
+        return [(await self.next("event"))["data"] for _ in range(count)]
+
+    async def no_more_events(self, within: float = 0.5) -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await self.next("event", timeout=within)
+
+    async def stop(self) -> None:
+        self.process.stdin.close()
+        await asyncio.wait_for(self.process.wait(), 10)
+
+
+def price(n: int) -> dict:
+    return {"pair": "XLM_USDC", "price": n, "volume": 1, "change24h": 0}
+
+
+async def start_session(server, room="market:XLM_USDC"):
+    proxy = await TcpProxy(server.port).start()
+    client = await RecoveringClient.start(proxy.url, room)
+    first = await client.next("connect")
+    assert first["recovered"] is False
+    assert (await client.next("subscribed"))["reply"]["ok"] is True
+    return proxy, client, first
+
+
+async def test_missed_events_are_replayed_in_order_once_after_the_network_returns(server):
+    proxy, client, first = await start_session(server)
+    await emit_via_server(server, "market:XLM_USDC", "market:price_update", price(1))
+    assert await client.events(1) == [price(1)]
+
+    proxy.cut()
+    await client.next("disconnect")
+    for n in (2, 3, 4):
+        await emit_via_server(server, "market:XLM_USDC", "market:price_update", price(n))
+    await emit_via_server(server, "market:BTC_USDC", "market:price_update", {"pair": "BTC_USDC"})  # not its room
+    await asyncio.sleep(10)  # the network stays down for 10 s
+    proxy.restore()
+
+    again = await client.next("connect", timeout=15)
+    assert again["recovered"] is True and again["id"] == first["id"]
+    assert await client.events(3) == [price(2), price(3), price(4)]
+    await emit_via_server(server, "market:XLM_USDC", "market:price_update", price(5))
+    assert await client.events(1) == [price(5)]
+    await client.no_more_events()
+    await client.stop()
+    await proxy.stop()
+
+
+async def test_a_socket_that_got_no_event_yet_still_recovers(server):
+    proxy, client, first = await start_session(server, room="system:notifications")
+    proxy.cut()
+    await client.next("disconnect")
+    await emit_via_server(server, "system:notifications", "notification", {"n": 1})
+    proxy.restore()
+    again = await client.next("connect", timeout=15)
+    assert again["recovered"] is True
+    assert await client.events(1) == [{"n": 1}]
+    await client.stop()
+    await proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def short_recovery_server(tmp_path_factory):
+    env = {**E2E_ENV, "RECOVERY_MAX_DISCONNECTION_MS": "1000"}
+    env["DATABASE_URL"] = fresh_sqlite(tmp_path_factory.mktemp("db"))
+    manage(env, "migrate", "--noinput")
+    srv = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-short-recovery.log")
+    yield srv
+    srv.stop()
+
+
+async def test_a_client_gone_too_long_is_told_it_was_not_recovered(short_recovery_server):
+    server = short_recovery_server
+    proxy, client, first = await start_session(server)
+    proxy.cut()
+    await client.next("disconnect")
+    await emit_via_server(server, "market:XLM_USDC", "market:price_update", price(1))
+    await asyncio.sleep(2)  # past RECOVERY_MAX_DISCONNECTION_MS
+    proxy.restore()
+    again = await client.next("connect", timeout=15)
+    assert again["recovered"] is False and again["id"] != first["id"]
+    await client.no_more_events()  # no silent partial replay: it knows to refetch
+    await client.stop()
+    await proxy.stop()
+
+
+async def test_recovery_restores_the_user_and_its_private_rooms(server):
+    user = "6d0b4a3c-1f2e-4d5c-8b7a-9e8f7a6b5c4d"
+    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    proxy = await TcpProxy(server.port).start()
+    client = await RecoveringClient.start(proxy.url, f"user:{user}", token=token)
+    first = await client.next("connect")
+    assert (await client.next("authenticated"))["data"]["userId"] == user
+    assert (await client.next("subscribed"))["reply"]["ok"] is True
+    proxy.cut()
+    await client.next("disconnect")
+    await emit_via_server(server, f"user:{user}", "notification", {"private": True})
+    proxy.restore()
+    again = await client.next("connect", timeout=15)
+    assert again["recovered"] is True and again["id"] == first["id"]
+    assert await client.events(1) == [{"private": True}]
+    await client.stop()
+    await proxy.stop()
