@@ -3,10 +3,12 @@
 from django.contrib import admin
 from django.urls import path
 
-from realtime.views import HealthView, MeView
+from realtime.views import HealthView, MeView, metrics_view
 
 urlpatterns = [
     path("health", HealthView.as_view()),
+    path("metrics", metrics_view),
+    path("metrics/prometheus", metrics_view),
     path("admin/", admin.site.urls),
     path("api/auth/me", MeView.as_view()),
 ]

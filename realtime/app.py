@@ -7,6 +7,7 @@ from django.conf import settings
 from .auth import verifier_from_settings
 from .connection_limits import make_connection_limit
 from .cors import CorsPolicy
+from . import metrics
 from .emit import emitter
 from .recovery import make_session_store
 from .engine import EngineConfig, EngineServer
@@ -42,7 +43,9 @@ def build_engine() -> EngineServer:
         ping_timeout=settings.CONNECTION_TIMEOUT_MS / 1000,
         max_payload=settings.MAX_HTTP_BUFFER_SIZE,
     )
-    return EngineServer(config, sio)
+    engine = EngineServer(config, sio)
+    metrics.register(metrics.ProcessMetrics(engine, sio, fanout, emitter()))
+    return engine
 
 
 def gate_from_settings() -> Gate:

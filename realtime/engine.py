@@ -214,12 +214,14 @@ class EngineSession:
 
     def _pong_received(self) -> None:
         # As Node does: the next ping is due pingInterval after the pong, not after the ping.
+        self.server.heartbeats += 1
         if self._pong_deadline is not None:
             self._pong_deadline.cancel()
             self._pong_deadline = None
             self.start_heartbeat()
 
     def _ping_timed_out(self) -> None:
+        self.server.timeouts += 1
         asyncio.ensure_future(self.close("ping timeout"))
 
     def _stop_timers(self) -> None:
@@ -263,6 +265,8 @@ class EngineServer:
         self.handler = handler
         self.sessions: dict[str, EngineSession] = {}
         self._client_closed: set[str] = set()
+        self.heartbeats = 0  # pongs received
+        self.timeouts = 0  # sessions closed for a missed pong
 
     def remember_client_close(self, sid: str) -> None:
         """A polling client closed with no GET waiting: its next GET gets a noop, not a 400.

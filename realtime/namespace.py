@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from . import metrics
 from .auth import AuthFailed, Principal, TokenVerifier, bearer_token
 from .consumers import EventRequest, now_ms, validate
 from .emit import encode_event
@@ -61,6 +62,8 @@ class GalaxyNamespace(Namespace):
     async def on_connected(self, socket: Socket) -> None:
         # The log's current offset rides along, so a client that gets no room event before
         # its connection drops still has an offset to recover from (Socket.IO's own gap).
+        if (process := metrics.current()) is not None:
+            process.ensure_publishing()
         offset = await self.event_log.head()
         await socket.emit("connected", {"socketId": socket.sid, "timestamp": now_ms()}, offset)
         self.heartbeat.add(socket)

@@ -1,29 +1,87 @@
-"""HTTP endpoints of the realtime app: the seed's `/health`, and `/api/auth/me`."""
+"""HTTP endpoints of the realtime app: `/health`, `/metrics` (JSON and Prometheus), `/api/auth/me`."""
 
 import time
 
 from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from . import metrics
+from .auth import AuthFailed, bearer_token, verifier_from_settings
 
 STARTED_AT = time.monotonic()
 
 
 class HealthView(APIView):
+    """The seed's health answer plus the checks behind it.
+
+    healthy (200): all checks pass. degraded (200): Redis is unreachable; sockets stay up and
+    events queue, so the node should stay in rotation. unhealthy (503): the database is down.
+    """
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
     def get(self, request):
-        return Response(
-            {
-                "status": "healthy",
-                "timestamp": int(time.time() * 1000),
-                "uptime": int(time.monotonic() - STARTED_AT),
-                "version": settings.GALAXY_VERSION,
-                "environment": settings.NODE_ENV,
-            }
-        )
+        checks = {"database": _check_database()}
+        if settings.REDIS_URL:
+            checks["redis"] = _check_redis()
+        if checks["database"] != "ok":
+            status, code = "unhealthy", 503
+        elif any(result != "ok" for result in checks.values()):
+            status, code = "degraded", 200
+        else:
+            status, code = "healthy", 200
+        body = {
+            "status": status,
+            "timestamp": int(time.time() * 1000),
+            "uptime": int(time.monotonic() - STARTED_AT),
+            "version": settings.GALAXY_VERSION,
+            "environment": settings.NODE_ENV,
+            "checks": checks,
+        }
+        return Response(body, status=code)
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception as exc:
+        return f"failed: {exc.__class__.__name__}"
+
+
+def _check_redis() -> str:
+    import redis
+
+    try:
+        redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+        return "ok"
+    except Exception as exc:
+        return f"failed: {exc.__class__.__name__}"
+
+
+async def metrics_view(request):
+    """The seed's metrics JSON across the cluster; Prometheus text when the client asks for it."""
+    snapshots = await metrics.cluster_snapshots()
+    accept = request.headers.get("Accept", "")
+    if request.path.endswith("/prometheus") or "text/plain" in accept or "openmetrics" in accept:
+        return HttpResponse(metrics.prometheus(snapshots), content_type="text/plain; version=0.0.4")
+    return JsonResponse(metrics.summarise(snapshots, show_private=await _is_admin(request)))
+
+
+async def _is_admin(request) -> bool:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        return False
+    try:
+        return (await verifier_from_settings().verify(token)).is_admin
+    except AuthFailed:
+        return False
 
 
 class MeView(APIView):

@@ -1,12 +1,54 @@
-"""GET /health answers as the seed shows."""
+"""GET /health answers as the seed shows, with its checks; /metrics as the seed shows, safely."""
 
+import asyncio
 import time
+
+import socketio
+
+from tests.servers import manage
 
 
 async def test_health(http, server):
     async with http.get(f"{server.url}/health") as resp:
         assert resp.status == 200
         body = await resp.json()
-    assert set(body) == {"status", "timestamp", "uptime", "version", "environment"}
+    assert set(body) == {"status", "timestamp", "uptime", "version", "environment", "checks"}
     assert body["status"] == "healthy" and body["version"] == "1.0.0" and body["environment"] == "development"
     assert abs(body["timestamp"] - time.time() * 1000) < 5000 and body["uptime"] >= 0
+    expected = {"database": "ok", "redis": "ok"} if server.layer == "redis" else {"database": "ok"}
+    assert body["checks"] == expected
+
+
+async def metrics(http, server, token=None, accept="application/json"):
+    headers = {"Accept": accept}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with http.get(f"{server.url}/metrics", headers=headers) as resp:
+        assert resp.status == 200
+        return await (resp.json() if accept == "application/json" else resp.text())
+
+
+async def test_metrics_count_connections_and_rooms_and_hide_private_rooms(http, server):
+    user = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+    token = manage(server.env, "mint_token", "--user", user).stdout.strip()
+    admin = manage(server.env, "mint_token", "--user", "admin-1", "--permissions", "admin").stdout.strip()
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(server.url, transports=["websocket"], auth={"token": token})
+    await client.call("subscribe", {"room": "market:ETH_USDC"}, timeout=5)
+    await asyncio.sleep(0.2)
+
+    body = await metrics(http, server)
+    assert set(body) >= {"server", "connections", "rooms", "events"}
+    assert body["connections"]["total"] >= 1 and body["connections"]["authenticated"] >= 1
+    assert set(body["server"]) >= {"uptime", "memory", "cpu", "environment", "version"}
+    assert set(body["events"]) >= {"queueSize", "maxQueueSize", "oldestItem"}
+    rooms = {entry["room"]: entry["members"] for entry in body["rooms"]["stats"]}
+    assert rooms.get("market:ETH_USDC", 0) >= 1
+    assert f"user:{user}" not in rooms and rooms.get("user:*", 0) >= 1  # no private names
+
+    admin_rooms = {e["room"] for e in (await metrics(http, server, token=admin))["rooms"]["stats"]}
+    assert f"user:{user}" in admin_rooms
+
+    text = await metrics(http, server, accept="text/plain")
+    assert "# TYPE galaxy_connections gauge" in text and "galaxy_event_queue_size{" in text
+    await client.disconnect()

@@ -1,0 +1,178 @@
+"""The seed's /metrics numbers: this process's, and the cluster's through Redis.
+
+Each server process publishes its snapshot to Redis every few seconds with a short expiry, so
+/metrics on any node sums the live ones and a dead node drops out by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket as socket_module
+import time
+from collections import Counter
+
+from django.conf import settings
+
+from .permissions import is_private
+
+logger = logging.getLogger(__name__)
+
+NODE_ID = f"{socket_module.gethostname()}:{os.getpid()}"
+# Publish every 5 s, expire after 15 s: a node that stops publishing leaves the sum within 15 s.
+PUBLISH_SECONDS = 5
+EXPIRE_SECONDS = 15
+KEY_PREFIX = "galaxy:metrics:"
+STARTED_AT = time.time()
+
+
+class ProcessMetrics:
+    """Reads the numbers off this process's running server objects."""
+
+    def __init__(self, engine, sio, fanout, emitter) -> None:
+        self.engine, self.sio, self.fanout, self.emitter = engine, sio, fanout, emitter
+        self._publisher: asyncio.Task | None = None
+
+    def snapshot(self) -> dict:
+        sockets = [s for session in list(self.engine.sessions.values()) for s in session.data["sio"].sockets.values()]
+        rooms = Counter()
+        for (namespace, room), members in list(self.fanout._members.items()):
+            rooms[room] += len(members)
+        times = os.times()
+        return {
+            "node": NODE_ID,
+            "server": {
+                "uptime": int(time.time() - STARTED_AT),
+                "memory": _memory(),
+                "cpu": {"user": int(times.user * 1e6), "system": int(times.system * 1e6)},  # µs, as Node's
+                "environment": settings.NODE_ENV,
+                "version": settings.GALAXY_VERSION,
+            },
+            "connections": {
+                "total": len(sockets),
+                "authenticated": sum(1 for s in sockets if s.data.get("user") is not None),
+                "sessions": len(self.engine.sessions),
+                "timeouts": self.engine.timeouts,
+                "heartbeats": self.engine.heartbeats,
+            },
+            "rooms": dict(rooms),
+            "events": self.emitter.queue.stats(),
+        }
+
+    def ensure_publishing(self) -> None:
+        if settings.REDIS_URL and (self._publisher is None or self._publisher.done()):
+            self._publisher = asyncio.ensure_future(self._publish())
+
+    async def _publish(self) -> None:
+        import redis.asyncio as redis
+
+        client = redis.from_url(settings.REDIS_URL)
+        while True:
+            try:
+                await client.set(KEY_PREFIX + NODE_ID, json.dumps(self.snapshot()), ex=EXPIRE_SECONDS)
+            except Exception as exc:
+                logger.warning("could not publish metrics: %s", exc)
+            await asyncio.sleep(PUBLISH_SECONDS)
+
+
+def _memory() -> dict:
+    """RSS and virtual size from /proc (named after Node's fields the seed shows)."""
+    fields = {}
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmSize"):
+                    fields[key] = int(value.split()[0]) * 1024
+    except OSError:
+        pass
+    return {"rss": fields.get("VmRSS"), "heapUsed": fields.get("VmRSS"), "heapTotal": fields.get("VmSize")}
+
+
+_current: ProcessMetrics | None = None
+
+
+def register(metrics: ProcessMetrics) -> None:
+    global _current
+    _current = metrics
+
+
+def current() -> ProcessMetrics | None:
+    return _current
+
+
+async def cluster_snapshots() -> list[dict]:
+    """Every live node's snapshot (this one's fresh), or just this one without Redis."""
+    local = _current.snapshot() if _current is not None else None
+    snapshots = {local["node"]: local} if local else {}
+    if settings.REDIS_URL:
+        import redis.asyncio as redis
+
+        client = redis.from_url(settings.REDIS_URL)
+        try:
+            keys = [k async for k in client.scan_iter(match=KEY_PREFIX + "*", count=100)]
+            for raw in await client.mget(keys) if keys else []:
+                if raw:
+                    snap = json.loads(raw)
+                    snapshots.setdefault(snap["node"], snap)
+        except Exception as exc:
+            logger.warning("cluster metrics unavailable, showing this node only: %s", exc)
+        finally:
+            await client.aclose()
+    return list(snapshots.values())
+
+
+def summarise(snapshots: list[dict], *, show_private: bool) -> dict:
+    """The seed's JSON over all nodes; private room names only for admins (the seed leaks them)."""
+    rooms = Counter()
+    for snap in snapshots:
+        rooms.update(snap["rooms"])
+    stats = []
+    hidden = Counter()
+    for room, members in sorted(rooms.items()):
+        if is_private(room) and not show_private:
+            hidden[room.split(":", 1)[0] + ":*"] += members
+        else:
+            stats.append({"room": room, "members": members})
+    stats += [{"room": kind, "members": members} for kind, members in sorted(hidden.items())]
+    local = next((s for s in snapshots if s["node"] == NODE_ID), snapshots[0] if snapshots else None)
+    sum_of = lambda block, key: sum((s[block].get(key) or 0) for s in snapshots)  # noqa: E731
+    return {
+        "server": local["server"] if local else {},
+        "nodes": [s["node"] for s in snapshots],
+        "connections": {k: sum_of("connections", k) for k in ("total", "authenticated", "timeouts", "heartbeats")},
+        "rooms": {"total": len(rooms), "stats": stats},
+        "events": {
+            "queueSize": sum_of("events", "queueSize"),
+            "maxQueueSize": local["events"]["maxQueueSize"] if local else settings.EVENT_QUEUE_MAX,
+            "oldestItem": min((s["events"]["oldestItem"] for s in snapshots if s["events"]["oldestItem"]), default=None),
+            "retries": sum_of("events", "retries"),
+            "dropped": sum_of("events", "dropped"),
+        },
+    }
+
+
+def prometheus(snapshots: list[dict]) -> str:
+    """Prometheus text exposition, one sample per node."""
+    lines = []
+
+    def metric(name: str, kind: str, help_text: str, value_of) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for snap in snapshots:
+            lines.append(f'{name}{{node="{snap["node"]}"}} {value_of(snap)}')
+
+    metric("galaxy_connections", "gauge", "Socket.IO connections", lambda s: s["connections"]["total"])
+    metric("galaxy_connections_authenticated", "gauge", "authenticated connections", lambda s: s["connections"]["authenticated"])
+    metric("galaxy_heartbeats_total", "counter", "pongs received", lambda s: s["connections"]["heartbeats"])
+    metric("galaxy_heartbeat_timeouts_total", "counter", "sessions closed for a missed pong", lambda s: s["connections"]["timeouts"])
+    metric("galaxy_rooms", "gauge", "rooms with local members", lambda s: len(s["rooms"]))
+    metric("galaxy_room_members", "gauge", "room memberships", lambda s: sum(s["rooms"].values()))
+    metric("galaxy_event_queue_size", "gauge", "events waiting for the channel layer", lambda s: s["events"]["queueSize"])
+    metric("galaxy_event_queue_retries_total", "counter", "delivery retries", lambda s: s["events"]["retries"])
+    metric("galaxy_event_queue_dropped_total", "counter", "events dropped from a full queue", lambda s: s["events"]["dropped"])
+    metric("galaxy_process_cpu_seconds_total", "counter", "CPU time", lambda s: (s["server"]["cpu"]["user"] + s["server"]["cpu"]["system"]) / 1e6)
+    metric("galaxy_process_resident_memory_bytes", "gauge", "resident memory", lambda s: s["server"]["memory"]["rss"] or 0)
+    return "\n".join(lines) + "\n"
