@@ -9,13 +9,17 @@ from django.core.asgi import get_asgi_application  # noqa: E402  (settings must 
 django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from realtime.app import build_engine, gate_from_settings  # noqa: E402
+from realtime.forwarding import Forwarder  # noqa: E402
 from realtime.transports import socketio_routes  # noqa: E402
 
 engine = build_engine()
-http_routes, websocket_routes = socketio_routes(engine, gate_from_settings())
+# Several nodes share sessions only through Redis; the in-memory layer is one process.
+forwarder = Forwarder(engine) if settings.REDIS_URL else None
+http_routes, websocket_routes = socketio_routes(engine, gate_from_settings(), forwarder=forwarder)
 
 application = ProtocolTypeRouter(
     {

@@ -260,9 +260,11 @@ def _frame_to_payload_part(frame: Frame) -> str:
 class EngineServer:
     """The process's Engine.IO sessions, by sid."""
 
-    def __init__(self, config: EngineConfig, handler: EngineHandler) -> None:
+    def __init__(self, config: EngineConfig, handler: EngineHandler, node_id: str | None = None) -> None:
         self.config = config
         self.handler = handler
+        # Every sid starts with the node's id, so any node can tell which one owns a session.
+        self.node_id = node_id or secrets.token_urlsafe(6)
         self.sessions: dict[str, EngineSession] = {}
         self._client_closed: set[str] = set()
         self.heartbeats = 0  # pongs received
@@ -284,7 +286,7 @@ class EngineServer:
         return False
 
     async def open(self, state: State, scope: dict, ws: FrameWriter | None = None) -> EngineSession:
-        sid = secrets.token_urlsafe(15)
+        sid = self.node_id + secrets.token_urlsafe(15)
         session = EngineSession(self, sid, state, scope)
         if ws is not None:
             session.attach_websocket(ws)

@@ -6,8 +6,11 @@ import asyncio
 
 
 class TcpProxy:
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+    """Forwards each new connection to the next of `target_ports` in turn (round robin)."""
+
+    def __init__(self, *target_ports: int) -> None:
+        self.target_ports = list(target_ports)
+        self._next = 0
         self.port = 0
         self.refusing = False
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
@@ -43,7 +46,9 @@ class TcpProxy:
         if self.refusing:
             writer.transport.abort()
             return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        port = self.target_ports[self._next % len(self.target_ports)]
+        self._next += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
         pair = (writer, up_writer)
         self._pairs.add(pair)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)

@@ -6,9 +6,9 @@ from .polling import PollingTransport
 from .websocket import WebSocketTransport
 
 
-def socketio_routes(engine, gate, prefix: str = "socket.io/"):
+def socketio_routes(engine, gate, prefix: str = "socket.io/", forwarder=None):
     """(http routes, websocket routes) serving `engine` under `/<prefix>`."""
     return (
-        [path(prefix, PollingTransport.as_asgi(engine=engine, gate=gate))],
+        [path(prefix, PollingTransport.as_asgi(engine=engine, gate=gate, forwarder=forwarder))],
         [path(prefix, WebSocketTransport.as_asgi(engine=engine, gate=gate))],
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 
 from channels.exceptions import StopConsumer
 
-from ..engine import EngineServer, SessionError
+from ..engine import EngineServer, EngineSession, SessionError
 from ..protocol.engineio import ErrorCode
 from ..protocol.errors import DecodeError
 from ..session import State
@@ -15,7 +16,55 @@ from .base import TransportConsumer
 from .handshake import Gate, HandshakeError, header, origin_of, parse_handshake
 
 TEXT = b"text/plain; charset=UTF-8"
+JSON = b"application/json"
 NOOP = b"6"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: bytes = TEXT
+
+
+def error_reply(status: int, code: ErrorCode, message: str | None = None) -> Reply:
+    return Reply(status, json.dumps({"code": int(code), "message": message or code.message}).encode(), JSON)
+
+
+async def serve_poll(session: EngineSession, client_gone: asyncio.Future) -> Reply | None:
+    """A long-poll GET on `session`; None if the client went away first (no one to answer)."""
+    poll = asyncio.ensure_future(session.poll())
+    done, _ = await asyncio.wait({poll, client_gone}, return_when=asyncio.FIRST_COMPLETED)
+    if poll not in done:
+        # The client aborted its GET: as in Node, that ends the session.
+        poll.cancel()
+        await session.close("transport close", notify_client=False)
+        return None
+    client_gone.cancel()
+    try:
+        body = poll.result()
+    except SessionError as exc:
+        if exc.close_session:
+            await session.close("transport error")
+        return error_reply(400, exc.code)
+    return Reply(200, body.encode())
+
+
+async def serve_push(session: EngineSession, body: bytes | None) -> Reply:
+    """A POST of packets to `session`; `body` is None when it was over the size limit."""
+    if body is None:
+        await session.close("transport error")
+        return error_reply(413, ErrorCode.BAD_REQUEST, "Payload too large")
+    try:
+        await session.post(body.decode("utf-8"))
+    except SessionError as exc:
+        if exc.close_session:
+            await session.close("transport error")
+        return error_reply(400, exc.code)
+    except (DecodeError, UnicodeDecodeError):
+        await session.close("parse error")
+        return error_reply(400, ErrorCode.BAD_REQUEST)
+    return Reply(200, b"ok")
 
 
 class PollingTransport(TransportConsumer):
@@ -25,10 +74,11 @@ class PollingTransport(TransportConsumer):
     at-a-time dispatch loop cannot do, so this consumer reads its request itself.
     """
 
-    def __init__(self, engine: EngineServer, gate: Gate) -> None:
+    def __init__(self, engine: EngineServer, gate: Gate, forwarder=None) -> None:
         self.engine = engine
         self.gate = gate
         self.cors = gate.cors
+        self.forwarder = forwarder  # realtime.forwarding.Forwarder when several nodes share Redis
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
@@ -57,50 +107,25 @@ class PollingTransport(TransportConsumer):
             if retry_after is not None:
                 return await self.too_many(retry_after)
             session = await self.engine.open(State.POLLING, scope)
+            if self.forwarder is not None:
+                self.forwarder.start()  # other nodes may now send this session's requests here
             return await self.respond(200, (await session.poll()).encode())
         session = self.engine.sessions.get(handshake.sid)
-        if session is None:
+        if session is None and self.forwarder is not None and self.forwarder.owned_elsewhere(handshake.sid):
+            # No sticky sessions needed: the node that owns the session answers through us.
+            reply = await self.forwarder.forward(handshake.sid, method, body, receive)
+        elif session is None:
             if method == "GET" and self.engine.take_client_close(handshake.sid):
                 return await self.respond(200, NOOP)
-            return await self.error(400, ErrorCode.UNKNOWN_SID)
-        if method == "GET":
-            return await self.long_poll(session, receive)
-        if method == "POST":
-            return await self.push(session, body)
-        return await self.error(400, ErrorCode.BAD_REQUEST)
-
-    async def long_poll(self, session, receive) -> None:
-        poll = asyncio.ensure_future(session.poll())
-        gone = asyncio.ensure_future(receive())
-        done, _ = await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
-        if poll not in done:
-            # The client aborted its GET: as in Node, that ends the session.
-            poll.cancel()
-            await session.close("transport close", notify_client=False)
-            return
-        gone.cancel()
-        try:
-            body = poll.result()
-        except SessionError as exc:
-            if exc.close_session:
-                await session.close("transport error")
-            return await self.error(400, exc.code)
-        await self.respond(200, body.encode())
-
-    async def push(self, session, body: bytes | None) -> None:
-        if body is None:
-            await session.close("transport error")
-            return await self.error(413, ErrorCode.BAD_REQUEST, message="Payload too large")
-        try:
-            await session.post(body.decode("utf-8"))
-        except SessionError as exc:
-            if exc.close_session:
-                await session.close("transport error")
-            return await self.error(400, exc.code)
-        except (DecodeError, UnicodeDecodeError):
-            await session.close("parse error")
-            return await self.error(400, ErrorCode.BAD_REQUEST)
-        await self.respond(200, b"ok")
+            reply = error_reply(400, ErrorCode.UNKNOWN_SID)
+        elif method == "GET":
+            reply = await serve_poll(session, asyncio.ensure_future(receive()))
+        elif method == "POST":
+            reply = await serve_push(session, body)
+        else:
+            reply = error_reply(400, ErrorCode.BAD_REQUEST)
+        if reply is not None:
+            await self.respond(reply.status, reply.body, content_type=reply.content_type)
 
     async def read_body(self, receive, limit: int) -> bytes | None:
         """The request body, or None once it passes `limit` bytes (the rest is not read)."""
@@ -120,9 +145,9 @@ class PollingTransport(TransportConsumer):
         headers = [*self.cors.headers(self.origin), (b"retry-after", str(retry_after_ms // 1000 + 1).encode())]
         await self.respond(429, body.encode(), headers, content_type=b"application/json")
 
-    async def error(self, status: int, code: ErrorCode, *, message: str | None = None) -> None:
-        body = json.dumps({"code": int(code), "message": message or code.message}).encode()
-        await self.respond(status, body, content_type=b"application/json")
+    async def error(self, status: int, code: ErrorCode) -> None:
+        reply = error_reply(status, code)
+        await self.respond(reply.status, reply.body, content_type=reply.content_type)
 
     async def respond(self, status, body: bytes, headers=None, *, content_type: bytes = TEXT) -> None:
         all_headers = [(b"content-type", content_type), (b"cache-control", b"no-store")]

@@ -1,0 +1,117 @@
+"""Long-polling without sticky sessions: a request for another node's session goes to it.
+
+A polling session lives in the process that opened it. Behind a load balancer that does not
+pin clients, its next GET or POST may reach another node; that node sends the request to the
+owner through the channel layer (each node reads a channel named after its id, which every sid
+starts with) and relays the answer. Socket.IO's own server cannot do this and needs sticky
+sessions. WebSocket upgrades still need to reach the owner; a client whose probe lands
+elsewhere stays on polling, as engine.io clients do when a probe fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from channels.layers import get_channel_layer
+
+from .engine import EngineServer
+from .protocol.engineio import ErrorCode
+from .transports.polling import Reply, error_reply, serve_poll, serve_push
+
+logger = logging.getLogger(__name__)
+
+# A forwarded POST is answered at once; a GET waits at most a ping interval for data, plus
+# this margin for the hop. Past it the owner is taken to be gone (HTTP 400, unknown sid).
+REPLY_MARGIN_SECONDS = 10
+
+
+def node_channel(node_id: str) -> str:
+    return f"engine.{node_id}"
+
+
+class Forwarder:
+    def __init__(self, engine: EngineServer) -> None:
+        self.engine = engine
+        self.node_id = engine.node_id
+        self._waiting: dict[str, asyncio.Future] = {}
+        self._serving: dict[str, asyncio.Task] = {}
+        self._gone: dict[str, asyncio.Future] = {}
+        self._reader: asyncio.Task | None = None
+
+    @property
+    def layer(self):
+        return get_channel_layer()
+
+    def owned_elsewhere(self, sid: str) -> bool:
+        node = len(self.node_id)
+        return len(sid) > node and not sid.startswith(self.node_id)
+
+    def start(self) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.ensure_future(self._read())
+
+    async def forward(self, sid: str, method: str, body: bytes | None, receive) -> Reply | None:
+        """Ask the owner of `sid` to serve this request; None if our client left meanwhile."""
+        self.start()
+        request_id = secrets.token_urlsafe(12)
+        owner = node_channel(sid[: len(self.node_id)])
+        answer = self._waiting[request_id] = asyncio.get_running_loop().create_future()
+        message = {"type": "engine.request", "id": request_id, "reply_to": node_channel(self.node_id),
+                   "sid": sid, "method": method, "body": body}
+        gone = asyncio.ensure_future(receive())
+        try:
+            await self.layer.send(owner, message)
+            timeout = self.engine.config.ping_interval + REPLY_MARGIN_SECONDS
+            done, _ = await asyncio.wait({answer, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if answer in done:
+                reply = answer.result()
+                return Reply(reply["status"], reply["body"], reply["content_type"])
+            if gone in done:
+                await self.layer.send(owner, {"type": "engine.abort", "id": request_id})
+                return None
+            return error_reply(400, ErrorCode.UNKNOWN_SID)  # the owner did not answer: gone
+        finally:
+            gone.cancel()
+            self._waiting.pop(request_id, None)
+
+    async def _read(self) -> None:
+        channel = node_channel(self.node_id)
+        while True:
+            message = await self.layer.receive(channel)
+            kind = message.get("type")
+            if kind == "engine.request":
+                self._serving[message["id"]] = asyncio.ensure_future(self._serve(message))
+            elif kind == "engine.reply":
+                future = self._waiting.get(message["id"])
+                if future is not None and not future.done():
+                    future.set_result(message)
+            elif kind == "engine.abort":
+                gone = self._gone.get(message["id"])
+                if gone is not None and not gone.done():
+                    gone.set_result(None)
+
+    async def _serve(self, message: dict) -> None:
+        request_id = message["id"]
+        try:
+            session = self.engine.sessions.get(message["sid"])
+            if session is None:
+                reply = error_reply(400, ErrorCode.UNKNOWN_SID)
+            elif message["method"] == "GET":
+                gone = self._gone[request_id] = asyncio.get_running_loop().create_future()
+                reply = await serve_poll(session, gone)
+            elif message["method"] == "POST":
+                reply = await serve_push(session, message["body"])
+            else:
+                reply = error_reply(400, ErrorCode.BAD_REQUEST)
+            if reply is not None:
+                await self.layer.send(message["reply_to"], {
+                    "type": "engine.reply", "id": request_id,
+                    "status": reply.status, "body": reply.body, "content_type": reply.content_type,
+                })
+        except Exception:
+            logger.exception("forwarded request %s for %s failed", request_id, message.get("sid"))
+        finally:
+            self._serving.pop(request_id, None)
+            self._gone.pop(request_id, None)

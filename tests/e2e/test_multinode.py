@@ -1,0 +1,93 @@
+"""Two nodes behind a round-robin TCP proxy, no sticky sessions: long-polling still works."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+import socketio
+
+from tests.e2e.conftest import ARTIFACTS, E2E_ENV, emit_via_server
+from tests.servers import REDIS_URL, fresh_postgres, manage, start_daphne
+from tests.tcpproxy import TcpProxy
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    env = {**E2E_ENV, "REDIS_URL": REDIS_URL}
+    env["DATABASE_URL"], drop = fresh_postgres()
+    manage(env, "migrate", "--noinput")
+    nodes = [start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-node-{n}.log") for n in (1, 2)]
+    yield nodes
+    for node in nodes:
+        node.stop()
+    drop()
+
+
+@pytest.fixture
+async def proxy(two_nodes):
+    proxy = await TcpProxy(*(node.port for node in two_nodes)).start()
+    yield proxy
+    await proxy.stop()
+
+
+async def test_every_request_on_a_new_connection_alternates_nodes_and_the_conversation_works(two_nodes, proxy):
+    base = f"{proxy.url}/socket.io/?EIO=4&transport=polling"
+    # force_close: one TCP connection per request, so the proxy sends each to the other node.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        async with http.get(base) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+
+        async def post(body: str) -> None:
+            async with http.post(url, data=body) as resp:
+                assert (resp.status, await resp.text()) == (200, "ok")
+
+        async def poll() -> list[str]:
+            async with http.get(url) as resp:
+                assert resp.status == 200
+                return (await resp.text()).split("\x1e")
+
+        pending: list[str] = []
+
+        async def poll_until(prefix: str) -> str:
+            """The next packet starting with `prefix` (long-polling for more, answering pings)."""
+            for _ in range(20):
+                while pending:
+                    packet = pending.pop(0)
+                    if packet == "2":
+                        await post("3")
+                    elif packet.startswith(prefix):
+                        return packet
+                pending.extend(await poll())
+            raise AssertionError(f"no packet starting with {prefix!r}")
+
+        await post("40")
+        assert (await poll_until("40")).startswith('40{"sid":')
+        await poll_until('42["connected",')
+        await post('421["subscribe",{"room":"market:XLM_USDC"}]')
+        assert (await poll_until("431")).startswith('431[{"ok":true,"room":"market:XLM_USDC"')
+
+        waiting = asyncio.ensure_future(poll_until('42["market:price_update"'))  # held across the hop
+        await asyncio.sleep(0.3)
+        await emit_via_server(two_nodes[1], "market:XLM_USDC", "market:price_update", {"n": 1})
+        assert (await asyncio.wait_for(waiting, 10)).startswith('42["market:price_update",{"n":1}')
+
+        async with http.post(url, data="1") as resp:  # close, from either node
+            assert resp.status == 200
+
+
+async def test_python_socketio_polling_client_through_the_round_robin(two_nodes, proxy):
+    client = socketio.AsyncClient(reconnection=False)
+    got: asyncio.Queue = asyncio.Queue()
+    client.on("market:price_update", lambda data, *offset: got.put_nowait(data))
+    await client.connect(proxy.url, transports=["polling"])
+    for n in range(5):
+        assert (await client.call("ping", {}, timeout=5))["ok"] is True
+    assert (await client.call("subscribe", {"room": "market:ETH_USDC"}, timeout=5))["ok"] is True
+    for node in two_nodes:  # an emit from either node reaches it
+        await emit_via_server(node, "market:ETH_USDC", "market:price_update", {"from": node.port})
+        assert (await asyncio.wait_for(got.get(), 10))["from"] == node.port
+    await client.disconnect()
