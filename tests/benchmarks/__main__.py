@@ -49,6 +49,8 @@ CONNECT_TIMEOUT_S, CONNECT_TIMEOUT_PER_CONN_S = 30.0, 0.01
 PRODUCER_GRACE_S = 30.0
 # The generator drains for up to 5 s after the last update; then it must report.
 REPORT_TIMEOUT_S = 20.0
+# Time the server gets to handle N disconnects at once before its log is read again.
+DISCONNECT_SETTLE_S = 3.0
 # Pause after the last subscription before RSS is read: let the server finish its replies.
 SETTLE_S = 1.0
 
@@ -178,6 +180,9 @@ def run_one(name: str, args, redis_url: str, database_url: str | None, tokens: l
         report = generator.expect("report", REPORT_TIMEOUT_S)
         errors = count_errors(log, log_start)  # before the clients go: only the run's own
         cpu_used = procstat.cpu_seconds(server.pids) - cpu_before
+        generator.stop()  # every client drops at once, as after a network cut
+        time.sleep(DISCONNECT_SETTLE_S)
+        disconnect_errors = count_errors(log, log_start) - errors
     delivered = report["delivered"]
     window_s = ((report["last_rx_ms"] - report["first_ts_ms"]) / 1000 + 1 / args.rate) if delivered else None
     return {
@@ -194,6 +199,7 @@ def run_one(name: str, args, redis_url: str, database_url: str | None, tokens: l
         "cpu_percent": 100 * cpu_used / window_s if window_s else None,
         "rss_kib_per_conn": (rss_after - rss_before) / args.n,
         "errors_logged": errors,
+        "disconnect_errors": disconnect_errors,
     }
 
 
@@ -223,6 +229,7 @@ ROWS = [
     ("cpu_percent", "server CPU (% of a core, emit phase)", "{:.0f}", False),
     ("rss_kib_per_conn", "server RSS (KiB/conn)", "{:.1f}", False),
     ("errors_logged", "server errors logged", "{:.0f}", False),
+    ("disconnect_errors", "  then when all clients drop", "{:.0f}", False),
 ]
 
 
