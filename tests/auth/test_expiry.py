@@ -1,0 +1,69 @@
+"""A token that runs out mid-connection: `auth_error {error: "token expired"}`, private rooms
+left (room emits no longer arrive), public rooms kept, and a fresh token signs in again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.auth.clients import connected, receives_room_emit
+from tests.auth.conftest import new_user
+
+TTL = 1.5  # seconds: short enough to wait for, long enough to subscribe first
+
+
+def expiring_token(supabase, user: str, ttl: float = TTL) -> str:
+    # exp as a fraction of a second from now (JWT NumericDates may be fractional): the expiry
+    # comes exactly `ttl` after, not up to a second earlier as a rounded one would.
+    return supabase.token(user, exp=time.time() + ttl)
+
+
+@pytest.fixture(scope="module")
+def owner(owned):
+    return owned["carol"]["user"], owned["carol"]
+
+
+async def test_expiry_leaves_private_rooms_and_allows_signing_in_again(main_server, supabase, owner):
+    # Both transports at once: the wait for the expiry is the slow part.
+    await asyncio.gather(*(expiry_scenario(main_server, supabase, owner, t) for t in ("websocket", "polling")))
+
+
+async def expiry_scenario(main_server, supabase, owner, transport):
+    user, rows = owner
+    private = [f"user:{user}", f"wallet:{rows['wallet']}", f"automation:{rows['automation']}"]
+    client = await connected(main_server, transport, auth={"token": expiring_token(supabase, user)})
+    signed_in_at = time.time()
+    assert (await client.next("authenticated"))["userId"] == user
+    assert (await client.call("transaction:subscribe", {"walletId": rows["wallet"]}))["ok"] is True
+    assert (await client.call("automation:subscribe", {"automationIds": [rows["automation"]]}))["ok"] is True
+    assert (await client.call("subscribe", {"room": "market:XLM_USDC"}))["ok"] is True
+    for room in private:
+        assert await receives_room_emit(main_server, client, room)
+
+    assert await client.next("auth_error", timeout=TTL + 3) == {"error": "token expired"}
+    assert time.time() - signed_in_at <= TTL + 1
+    assert client.sio.connected
+    for room in private:
+        assert not await receives_room_emit(main_server, client, room, within=0.3), room
+    assert await receives_room_emit(main_server, client, "market:XLM_USDC")
+    ack = await client.call("subscribe", {"room": f"wallet:{rows['wallet']}"})
+    assert ack["ok"] is False and ack["error"]["code"] == "auth_required"
+
+    ack = await client.authenticate(supabase.token(user))
+    assert ack["ok"] is True and ack["userId"] == user
+    assert await receives_room_emit(main_server, client, f"user:{user}")
+    assert (await client.call("transaction:subscribe", {"walletId": rows["wallet"]}))["ok"] is True
+    await client.none("auth_error", 0.2)
+    await client.close()
+
+
+async def test_a_later_token_replaces_the_expiry_of_the_first(main_server, supabase):
+    user = new_user()
+    client = await connected(main_server, auth={"token": expiring_token(supabase, user, 1.0)})
+    await client.next("authenticated")
+    assert (await client.authenticate(supabase.token(user, ttl=3600)))["ok"] is True
+    await client.none("auth_error", 1.5)
+    assert await receives_room_emit(main_server, client, f"user:{user}")
+    await client.close()

@@ -1,0 +1,160 @@
+"""The one room-access policy through every path that joins a room.
+
+Paths: `subscribe {room}`, `transaction:subscribe {walletId}`, `automation:subscribe
+{automationIds}`. Public rooms are open to all; user:{id} to that user; wallet and automation
+rooms to their owner (rows in the server's database); `admin` (from app_metadata only) to all.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.auth.clients import Client, connected, receives_room_emit
+from tests.auth.conftest import ALICE, BOB, new_user
+
+
+@pytest.fixture(scope="module")
+def rows(owned):
+    return owned
+
+
+async def signed_in_as(server, supabase, user: str, **claims) -> Client:
+    client = await connected(server, auth={"token": supabase.token(user, **claims)})
+    await client.next("authenticated")
+    return client
+
+
+# A path: how to ask for a room of a kind, and the room the ack names.
+async def via_subscribe(client: Client, kind: str, ident: str) -> dict:
+    return await client.call("subscribe", {"room": f"{kind}:{ident}"})
+
+
+async def via_domain_event(client: Client, kind: str, ident: str) -> dict:
+    if kind == "wallet":
+        return await client.call("transaction:subscribe", {"walletId": ident})
+    if kind == "automation":
+        return await client.call("automation:subscribe", {"automationIds": [ident]})
+    return await via_subscribe(client, kind, ident)
+
+
+PATHS = {"subscribe": via_subscribe, "domain_event": via_domain_event}
+PRIVATE_KINDS = ["user", "wallet", "automation"]
+
+
+def ident_of(rows, kind: str, who: str) -> str:
+    if kind == "user":
+        return {"alice": ALICE, "bob": BOB}[who]
+    return rows[who][kind]
+
+
+@pytest.mark.parametrize("public_room", ["market:XLM_USDC", "market:BTC_USDC:orderbook", "system:notifications"])
+async def test_public_rooms_are_open_to_anonymous_sockets(main_server, public_room):
+    client = await connected(main_server)
+    ack = await client.call("subscribe", {"room": public_room})
+    assert ack["ok"] is True and ack["room"] == public_room
+    assert await receives_room_emit(main_server, client, public_room)
+    await client.close()
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("kind", PRIVATE_KINDS)
+async def test_anonymous_sockets_must_authenticate_first(main_server, rows, kind, path):
+    client = await connected(main_server)
+    room = f"{kind}:{ident_of(rows, kind, 'alice')}"
+    ack = await PATHS[path](client, kind, ident_of(rows, kind, "alice"))
+    assert ack == {"ok": False, "error": {"code": "auth_required", "message": f"{room} is a private room: authenticate first"}}
+    assert not await receives_room_emit(main_server, client, room, within=0.3)
+    await client.close()
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("kind", PRIVATE_KINDS)
+async def test_the_owner_may_join(main_server, supabase, rows, kind, path):
+    client = await signed_in_as(main_server, supabase, ALICE)
+    ident = ident_of(rows, kind, "alice")
+    ack = await PATHS[path](client, kind, ident)
+    assert ack["ok"] is True
+    assert await receives_room_emit(main_server, client, f"{kind}:{ident}")
+    await client.close()
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("kind", PRIVATE_KINDS)
+async def test_someone_elses_room_is_forbidden(main_server, supabase, rows, kind, path):
+    client = await signed_in_as(main_server, supabase, ALICE)
+    room = f"{kind}:{ident_of(rows, kind, 'bob')}"
+    ack = await PATHS[path](client, kind, ident_of(rows, kind, "bob"))
+    assert ack == {"ok": False, "error": {"code": "forbidden", "message": f"{room} is not yours"}}
+    assert not await receives_room_emit(main_server, client, room, within=0.3)
+    await client.close()
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("kind", PRIVATE_KINDS)
+async def test_admin_may_join_any_room(main_server, supabase, rows, kind, path):
+    client = await signed_in_as(main_server, supabase, new_user(), app_metadata={"permissions": ["admin"]})
+    ident = ident_of(rows, kind, "bob")
+    assert (await PATHS[path](client, kind, ident))["ok"] is True
+    assert await receives_room_emit(main_server, client, f"{kind}:{ident}")
+    await client.close()
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("kind", PRIVATE_KINDS)
+async def test_permissions_in_user_metadata_are_ignored(main_server, supabase, rows, kind, path):
+    client = Client()
+    await client.connect(main_server, auth={"token": supabase.token(
+        ALICE, user_metadata={"permissions": ["admin"]}, app_metadata={"permissions": []},
+    )})
+    assert (await client.next("authenticated"))["permissions"] == []
+    room = f"{kind}:{ident_of(rows, kind, 'bob')}"
+    ack = await PATHS[path](client, kind, ident_of(rows, kind, "bob"))
+    assert ack == {"ok": False, "error": {"code": "forbidden", "message": f"{room} is not yours"}}
+    await client.close()
+
+
+@pytest.mark.parametrize("kind", ["wallet", "automation"])
+@pytest.mark.parametrize("ident", ["no-such-id", "GAZIQDASIG3H73TG4RYQOONQHSILRBEVSXZJWDZA6MSWQXJSIMV3R3W7", None])
+async def test_a_room_nobody_owns_gives_the_same_answer(main_server, supabase, kind, ident):
+    ident = ident or str(uuid.uuid4())
+    client = await signed_in_as(main_server, supabase, ALICE)
+    room = f"{kind}:{ident}"
+    assert await via_subscribe(client, kind, ident) == {
+        "ok": False, "error": {"code": "forbidden", "message": f"{room} is not yours"},
+    }
+    await client.close()
+
+
+async def test_refusal_without_an_ack_is_an_error_event(main_server, supabase, rows):
+    client = await signed_in_as(main_server, supabase, ALICE)
+    await client.emit("transaction:subscribe", {"walletId": rows["bob"]["wallet"]})
+    assert await client.next("error") == {
+        "event": "transaction:subscribe", "code": "forbidden", "message": f"wallet:{rows['bob']['wallet']} is not yours",
+    }
+    await client.emit("subscribe", {"room": f"user:{BOB}"})
+    assert await client.next("error") == {"event": "subscribe", "code": "forbidden", "message": f"user:{BOB} is not yours"}
+    await client.close()
+
+
+async def test_automation_subscribe_with_several_ids_checks_each(main_server, supabase, rows):
+    client = await signed_in_as(main_server, supabase, ALICE)
+    mine, theirs = rows["alice"]["automation"], rows["bob"]["automation"]
+    ack = await client.call("automation:subscribe", {"automationIds": [mine]})
+    assert ack == {"ok": True, "automationIds": [mine]}
+    ack = await client.call("automation:subscribe", {"automationIds": [theirs, mine]})
+    assert ack == {"ok": False, "error": {"code": "forbidden", "message": f"automation:{theirs} is not yours"}}
+    assert not await receives_room_emit(main_server, client, f"automation:{theirs}", within=0.3)
+    await client.close()
+
+
+async def test_a_refused_multi_id_request_joins_none_of_them(main_server, supabase, rows):
+    """`automation:subscribe {automationIds: [mine, theirs]}` answers forbidden: the socket must
+    not be left in `mine` either (the client was told the request failed)."""
+    client = await signed_in_as(main_server, supabase, ALICE)
+    mine, theirs = rows["alice"]["automation"], rows["bob"]["automation"]
+    ack = await client.call("automation:subscribe", {"automationIds": [mine, theirs]})
+    assert ack["ok"] is False and ack["error"]["code"] == "forbidden"
+    assert not await receives_room_emit(main_server, client, f"automation:{mine}", within=0.5)
+    await client.close()
