@@ -14,6 +14,7 @@ from django.urls import re_path  # noqa: E402
 
 from realtime.app import build_engine, gate_from_settings  # noqa: E402
 from realtime.forwarding import Forwarder  # noqa: E402
+from realtime.lifecycle import Lifecycle, LifecycleMiddleware  # noqa: E402
 from realtime.transports import socketio_routes  # noqa: E402
 
 engine = build_engine()
@@ -21,9 +22,14 @@ engine = build_engine()
 forwarder = Forwarder(engine) if settings.REDIS_URL else None
 http_routes, websocket_routes = socketio_routes(engine, gate_from_settings(), forwarder=forwarder)
 
-application = ProtocolTypeRouter(
-    {
-        "http": URLRouter([*http_routes, re_path(r"", django_application)]),
-        "websocket": URLRouter(websocket_routes),
-    }
+lifecycle = Lifecycle(engine, on_start=[forwarder.start] if forwarder else [])
+
+application = LifecycleMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": URLRouter([*http_routes, re_path(r"", django_application)]),
+            "websocket": URLRouter(websocket_routes),
+        }
+    ),
+    lifecycle,
 )

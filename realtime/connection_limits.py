@@ -11,6 +11,8 @@ import logging
 import time
 from collections import defaultdict
 
+from .redis_client import redis_client
+
 logger = logging.getLogger(__name__)
 
 # A crashed node's connections stop counting after this long; renewed every third of it.
@@ -54,9 +56,7 @@ return 1
 
 class RedisConnectionLimit:
     def __init__(self, redis_url: str, maximum: int, prefix: str = "galaxy:conns") -> None:
-        import redis.asyncio as redis
-
-        self.client = redis.from_url(redis_url)
+        self.client = redis_client(redis_url)
         self.script = self.client.register_script(_ACQUIRE)
         self.maximum, self.prefix = maximum, prefix
         self._held: dict[str, set[str]] = defaultdict(set)  # this process's, for lease renewal

@@ -11,6 +11,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from .redis_client import redis_client
+
 logger = logging.getLogger(__name__)
 
 
@@ -69,9 +71,7 @@ return {1, 0, 0}
 
 class RedisRateLimiter:
     def __init__(self, redis_url: str, limit: int, window_ms: int, block_ms: int, prefix: str = "galaxy:rl") -> None:
-        import redis.asyncio as redis
-
-        self.client = redis.from_url(redis_url)
+        self.client = redis_client(redis_url)
         self.script = self.client.register_script(_HIT)
         self.limit, self.window_ms, self.block_ms, self.prefix = limit, window_ms, block_ms, prefix
 

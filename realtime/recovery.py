@@ -23,6 +23,8 @@ from typing import Any
 
 import msgpack
 
+from .redis_client import redis_client
+
 logger = logging.getLogger(__name__)
 
 # Events kept for replay. At 20 updates/s on 50 rooms, 100,000 entries cover the default
@@ -83,9 +85,7 @@ class MemoryEventLog:
 
 class RedisEventLog:
     def __init__(self, redis_url: str, max_entries: int = LOG_MAX_ENTRIES) -> None:
-        import redis.asyncio as redis
-
-        self.client = redis.from_url(redis_url)
+        self.client = redis_client(redis_url)
         self.max_entries = max_entries
 
     async def append(self, namespace: str, room: str, event: str, data: Any) -> str:
@@ -134,9 +134,7 @@ class MemorySessionStore:
 
 class RedisSessionStore:
     def __init__(self, redis_url: str, ttl_ms: int) -> None:
-        import redis.asyncio as redis
-
-        self.client = redis.from_url(redis_url)
+        self.client = redis_client(redis_url)
         self.ttl_ms = ttl_ms
 
     async def save(self, pid: str, state: dict) -> None:

@@ -36,6 +36,10 @@ class TcpProxy:
     def restore(self) -> None:
         self.refusing = False
 
+    def route_to(self, *target_ports: int) -> None:
+        """New connections go to these ports from now on; existing ones stay where they are."""
+        self.target_ports, self._next = list(target_ports), 0
+
     async def stop(self) -> None:
         self.cut()
         if self._server is not None:
