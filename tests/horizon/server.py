@@ -351,7 +351,7 @@ class HorizonThread:
 
     async def _start(self) -> None:
         self.horizon = LocalHorizon(live=self.live)
-        self._runner = web.AppRunner(self.horizon.app, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(self.horizon.app, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()

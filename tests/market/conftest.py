@@ -1,0 +1,96 @@
+"""Market test fixtures: Django on a PostgreSQL test database, the local Horizon, scripted pairs."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import django
+import pytest
+import requests
+from django.conf import settings
+
+os.environ.setdefault("GALAXY_ENV_FILE", "/nonexistent")  # a developer's .env must not leak in
+if not settings.configured:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.market.settings"
+    django.setup()
+
+from django.core.cache import cache  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import setup_databases, teardown_databases  # noqa: E402
+from stellar_sdk import Keypair  # noqa: E402
+
+from market import selectors  # noqa: E402
+from market.models import MarketPair  # noqa: E402
+from tests.horizon.server import HorizonThread  # noqa: E402
+from tests.horizon.world import USDC_TESTNET  # noqa: E402
+
+USDC = f"USDC:{USDC_TESTNET}"
+XLM_USDC = ("native", USDC)
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database():
+    if settings.SETTINGS_MODULE != "tests.market.settings":
+        pytest.fail("tests/market needs its own settings; another package configured Django first")
+    old = setup_databases(verbosity=0, interactive=False)
+    yield connection.settings_dict
+    connection.close()
+    teardown_databases(old, verbosity=0)
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def horizon():
+    server = HorizonThread().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_feed_state():
+    """The feed-wide keys (pause, rate-limit headers) start each test empty."""
+    cache.delete_many([selectors.PAUSE_KEY, selectors.RATELIMIT_KEY])
+    yield
+    cache.delete_many([selectors.PAUSE_KEY, selectors.RATELIMIT_KEY])
+
+
+class Script:
+    """Drives the local Horizon through its control API for one pair."""
+
+    def __init__(self, url: str, base: str, counter: str) -> None:
+        self.url, self.base, self.counter = url, base, counter
+
+    def post(self, path: str, body: dict) -> dict:
+        response = requests.post(f"{self.url}/_control/{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def trade(self, price, amount, base_is_seller: bool = True) -> dict:
+        return self.post("trade", {"base": self.base, "counter": self.counter, "price": str(price), "amount": str(amount), "base_is_seller": base_is_seller})
+
+    def book(self, bids, asks) -> None:
+        self.post("orderbook", {"base": self.base, "counter": self.counter, "bids": bids, "asks": asks})
+
+    def fail(self, count: int = 1, **kwargs) -> None:
+        self.post("fail", {"count": count, **kwargs})
+
+    def requests_served(self) -> dict:
+        return requests.get(f"{self.url}/_control/requests", timeout=10).json()
+
+
+def make_pair(horizon, *, enabled: bool = True, on_default_horizon: bool = False) -> tuple[MarketPair, Script]:
+    """A fresh pair of its own (own asset, own rooms, own snapshot) served by the local Horizon."""
+    code = f"TST{next(_names)}{os.getpid() % 1000}"
+    issuer = Keypair.random().public_key
+    pair = MarketPair.objects.create(
+        name=f"{code}_USDC", network=settings.STELLAR_NETWORK, base_code=code, base_issuer=issuer,
+        counter_code="USDC", counter_issuer=USDC_TESTNET, enabled=enabled,
+        horizon_url="" if on_default_horizon else horizon.url,
+    )
+    return pair, Script(horizon.url, f"{code}:{issuer}", USDC)
