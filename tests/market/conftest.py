@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 
@@ -16,7 +17,7 @@ if not settings.configured:
     django.setup()
 
 from django.core.cache import cache  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, connections  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 from stellar_sdk import Keypair  # noqa: E402
 
@@ -45,9 +46,15 @@ def database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
+# Horizon's real limit (3600/h) is what the feed plans for; the tests' Horizon serves thousands of
+# requests in a run, and the feed, honouring X-RateLimit-Remaining, would slow to a crawl.
+TEST_HORIZON_RATE_LIMIT = 10_000_000
+
+
 @pytest.fixture(scope="session")
 def horizon():
     server = HorizonThread().start()
+    requests.post(f"{server.url}/_control/ratelimit", json={"limit": TEST_HORIZON_RATE_LIMIT}, timeout=10).raise_for_status()
     yield server
     server.stop()
 
@@ -94,3 +101,15 @@ def make_pair(horizon, *, enabled: bool = True, on_default_horizon: bool = False
         horizon_url="" if on_default_horizon else horizon.url,
     )
     return pair, Script(horizon.url, f"{code}:{issuer}", USDC)
+
+
+async def create_pair(horizon, **kwargs) -> tuple[MarketPair, Script]:
+    """make_pair from async tests: in a thread, whose database connection is closed after."""
+
+    def run():
+        try:
+            return make_pair(horizon, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(run)
