@@ -4,7 +4,7 @@ a control API under /_control/ with which a test scripts it.
 Control API (JSON bodies; assets as "native" or "CODE:ISSUER"):
 - POST /_control/trade {base, counter, price, amount, base_is_seller}        -> the trade record
 - POST /_control/orderbook {base, counter, bids: [[p, a]], asks: [[p, a]]}   (amounts in base)
-- POST /_control/fail {count, status=500, retry_after?, mode: status|timeout|malformed, delay=5, path?}
+- POST /_control/fail {count, status=500, retry_after?, mode: status|timeout|malformed, delay=5, path?, match?}
 - POST /_control/ratelimit {limit}     requests per hour before Horizon answers 429 by itself
 - POST /_control/transaction {source, destination, amount, asset?, successful?, memo?, hash?}
 - POST /_control/reset                 forget everything (markets, failures, counters)
@@ -44,6 +44,7 @@ class Failure:
     retry_after: int | None = None
     delay: float = 5.0
     path: str | None = None  # only requests whose path starts with this
+    match: str | None = None  # only requests whose path and query contain this (e.g. an asset code)
 
 
 def problem(status: int, title: str, detail: str, kind: str, headers: dict | None = None) -> web.Response:
@@ -119,7 +120,7 @@ class LocalHorizon:
         remaining = max(0, self.rate_limit - self.window_used)
         reset = int(self.window_start + RATE_WINDOW_SECONDS - now)
         headers = {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": str(reset)}
-        failure = self._take_failure(request.path)
+        failure = self._take_failure(request.path, request.path_qs)
         if failure is not None:
             response = await self._fail(failure, headers)
         elif self.window_used > self.rate_limit:
@@ -136,9 +137,9 @@ class LocalHorizon:
             response.headers.setdefault("Latest-Ledger", str(self.world.ledger))
         return response
 
-    def _take_failure(self, path: str) -> Failure | None:
+    def _take_failure(self, path: str, path_qs: str) -> Failure | None:
         for failure in self.failures:
-            if failure.count > 0 and (failure.path is None or path.startswith(failure.path)):
+            if failure.count > 0 and (failure.path is None or path.startswith(failure.path)) and (failure.match is None or failure.match in path_qs):
                 failure.count -= 1
                 if failure.count == 0:
                     self.failures.remove(failure)
@@ -303,7 +304,7 @@ class LocalHorizon:
     async def control_fail(self, request):
         body = await request.json()
         self.failures.append(Failure(int(body.get("count", 1)), int(body.get("status", 500)), body.get("mode", "status"),
-                                     body.get("retry_after"), float(body.get("delay", 5.0)), body.get("path")))
+                                     body.get("retry_after"), float(body.get("delay", 5.0)), body.get("path"), body.get("match")))
         return web.json_response({"ok": True})
 
     async def control_ratelimit(self, request):

@@ -85,7 +85,8 @@ class Script:
         self.post("orderbook", {"base": self.base, "counter": self.counter, "bids": bids, "asks": asks})
 
     def fail(self, count: int = 1, **kwargs) -> None:
-        self.post("fail", {"count": count, **kwargs})
+        """The next `count` requests about this pair fail (other pairs' requests are served)."""
+        self.post("fail", {"count": count, "match": self.base.split(":")[0], **kwargs})
 
     def requests_served(self) -> dict:
         return requests.get(f"{self.url}/_control/requests", timeout=10).json()
@@ -103,13 +104,18 @@ def make_pair(horizon, *, enabled: bool = True, on_default_horizon: bool = False
     return pair, Script(horizon.url, f"{code}:{issuer}", USDC)
 
 
-async def create_pair(horizon, **kwargs) -> tuple[MarketPair, Script]:
-    """make_pair from async tests: in a thread, whose database connection is closed after."""
+async def in_thread(fn, *args, **kwargs):
+    """Run sync code (ORM, cache, the Horizon script) from an async test, in a thread whose
+    database connection is closed after (else the test database could not be dropped)."""
 
     def run():
         try:
-            return make_pair(horizon, **kwargs)
+            return fn(*args, **kwargs)
         finally:
             connections.close_all()
 
     return await asyncio.to_thread(run)
+
+
+async def create_pair(horizon, **kwargs) -> tuple[MarketPair, Script]:
+    return await in_thread(make_pair, horizon, **kwargs)

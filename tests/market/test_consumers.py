@@ -3,12 +3,10 @@ in-memory layer) against the local Horizon, driven by python-socketio clients.""
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
 
-from tests.market.conftest import XLM_USDC, Script, create_pair, database_url
+from tests.market.conftest import XLM_USDC, Script, create_pair, database_url, in_thread
 from tests.market.inbox import Inbox
 from tests.servers import ROOT, start_daphne
 
@@ -35,8 +33,7 @@ async def inbox(server):
     await box.close()
 
 
-async def script(fn, *args, **kwargs):
-    return await asyncio.to_thread(fn, *args, **kwargs)
+script = in_thread
 
 
 async def test_a_subscriber_gets_the_snapshot_then_each_trade_once_prices_and_books(server, horizon, inbox):
