@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import aiohttp
 import pytest
 import socketio
 
+from tests.horizon.server import HorizonThread
 from tests.servers import REDIS_URL, ROOT, start_daphne
 
 ARTIFACTS = ROOT / "artifacts"
@@ -23,11 +27,23 @@ E2E_ENV = {
 MAX_BUFFER = 100_000
 
 
+@pytest.fixture(scope="session")
+def e2e_backends(tmp_path_factory):
+    """A migrated SQLite database (the market pairs) and a local Horizon: no test reaches the internet."""
+    database = tmp_path_factory.mktemp("e2e") / "db.sqlite3"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "galaxy.settings", "GALAXY_ENV_FILE": "/nonexistent", "DATABASE_URL": f"sqlite:///{database}"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    horizon = HorizonThread().start()
+    yield {"DATABASE_URL": f"sqlite:///{database}", "STELLAR_HORIZON_URL": horizon.url}
+    horizon.stop()
+
+
 @pytest.fixture(scope="session", params=["memory", "redis"])
-def server(request):
-    env = dict(E2E_ENV)
+def server(request, e2e_backends):
+    env = {**E2E_ENV, **e2e_backends}
     if request.param == "redis":
         env["REDIS_URL"] = REDIS_URL
+        env["CACHE_KEY_PREFIX"] = f"e2e-{os.getpid()}"  # snapshots of this run only
     srv = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-server-{request.param}.log")
     srv.layer = request.param
     yield srv
