@@ -200,10 +200,11 @@ LOGGING = {
 # -- market feed -------------------------------------------------------------------------------
 # Horizon allows 3600 requests per hour per IP by default; the poll schedule is derived from it.
 HORIZON_REQUESTS_PER_HOUR = env_int("HORIZON_REQUESTS_PER_HOUR", 3600)
-# poll: Celery beat (or the in-process loop) polls Horizon; stream: `manage.py market_stream`.
+# poll: Celery beat (or, without Redis, a loop in the server process) polls Horizon.
+# (the SSE streaming mode of issue 4 is not built yet: refuse it rather than feed nothing)
 MARKET_FEED_MODE = env("MARKET_FEED_MODE", "poll")
-if MARKET_FEED_MODE not in ("poll", "stream"):
-    raise ImproperlyConfigured(f"MARKET_FEED_MODE must be poll or stream, not {MARKET_FEED_MODE!r}")
+if MARKET_FEED_MODE != "poll":
+    raise ImproperlyConfigured(f"MARKET_FEED_MODE must be poll (streaming from Horizon is not available yet), not {MARKET_FEED_MODE!r}")
 MARKET_ORDERBOOK_DEPTH = env_int("MARKET_ORDERBOOK_DEPTH", 20)
 
 

@@ -103,7 +103,7 @@ class InProcessFeed:
 
 def ensure_feed_running() -> None:
     """Start the in-process feed on the embedded default (called on the first market event)."""
-    if settings.MARKET_FEED_IN_PROCESS and settings.MARKET_FEED_MODE == "poll":
+    if settings.MARKET_FEED_IN_PROCESS:
         InProcessFeed.ensure_running()
 
 
