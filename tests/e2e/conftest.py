@@ -9,6 +9,7 @@ import sys
 
 import aiohttp
 import pytest
+import redis
 import socketio
 
 from tests.horizon.server import HorizonThread
@@ -25,6 +26,7 @@ E2E_ENV = {
     "CORS_CREDENTIALS": "true",
 }
 MAX_BUFFER = 100_000
+E2E_CACHE_PREFIX = f"e2e-{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +38,10 @@ def e2e_backends(tmp_path_factory):
     horizon = HorizonThread().start()
     yield {"DATABASE_URL": f"sqlite:///{database}", "STELLAR_HORIZON_URL": horizon.url}
     horizon.stop()
+    client = redis.Redis.from_url(REDIS_URL)  # the Redis server's market cache keys of this run
+    for key in client.scan_iter(match=f"{E2E_CACHE_PREFIX}:*", count=1000):
+        client.delete(key)
+    client.close()
 
 
 @pytest.fixture(scope="session", params=["memory", "redis"])
@@ -43,7 +49,7 @@ def server(request, e2e_backends):
     env = {**E2E_ENV, **e2e_backends}
     if request.param == "redis":
         env["REDIS_URL"] = REDIS_URL
-        env["CACHE_KEY_PREFIX"] = f"e2e-{os.getpid()}"  # snapshots of this run only
+        env["CACHE_KEY_PREFIX"] = E2E_CACHE_PREFIX  # snapshots of this run only
     srv = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-server-{request.param}.log")
     srv.layer = request.param
     yield srv

@@ -8,6 +8,7 @@ import os
 
 import django
 import pytest
+import redis
 import requests
 from django.conf import settings
 
@@ -39,6 +40,18 @@ def database():
     yield connection.settings_dict
     connection.close()
     teardown_databases(old, verbosity=0)
+    # This run's cache keys (DB 4) and Celery queue and results (DB 3): other runs share those DBs.
+    forget_redis_keys(settings.TEST_CACHE_URL, f"{settings.RUN_ID}:*")
+    forget_redis_keys(settings.TEST_BROKER_URL, f"*{settings.RUN_ID}*")
+
+
+def forget_redis_keys(url: str, pattern: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
+    finally:
+        client.close()
 
 
 def database_url() -> str:
