@@ -42,6 +42,14 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
 
 
+def env_seconds(name: str, default: float) -> float:
+    value = env(name)
+    try:
+        return default if value is None else float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, not {value!r}") from None
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -85,6 +93,9 @@ STELLAR_HORIZON_URL = env("STELLAR_HORIZON_URL", "https://horizon-testnet.stella
 
 # -- storage and channel layer -----------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
+# Every Redis key and pub/sub channel of this deployment starts with it, so deployments (or
+# test runs) sharing one Redis never see each other's events, sessions or limits.
+REDIS_PREFIX = env("REDIS_PREFIX", "galaxy")
 DATABASE_URL = env("DATABASE_URL")
 
 # -- delivery (seed: Event Queuing) -------------------------------------------------------------
@@ -123,13 +134,6 @@ DATABASES = {
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
 }
 
-# Shared by every process when Redis is there (room-owner cache invalidation must reach them all).
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    if REDIS_URL
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-}
-
 if REDIS_URL:
     # The pub/sub layer: a group send is one PUBLISH that every subscribed process receives,
     # with no per-channel capacity to overflow (the list layer drops group sends silently when
@@ -137,7 +141,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
         }
     }
 else:
@@ -236,4 +240,47 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": _handlers or {"null": {"class": "logging.NullHandler"}},
     "root": {"handlers": list(_handlers) or ["null"], "level": LOG_LEVEL},
+}
+
+# -- market feed -------------------------------------------------------------------------------
+# Horizon allows 3600 requests per hour per IP by default; the poll schedule is derived from it.
+HORIZON_REQUESTS_PER_HOUR = env_int("HORIZON_REQUESTS_PER_HOUR", 3600)
+# poll: Celery beat (or, without Redis, a loop in the server process) polls Horizon.
+# (the SSE streaming mode of issue 4 is not built yet: refuse it rather than feed nothing)
+MARKET_FEED_MODE = env("MARKET_FEED_MODE", "poll")
+if MARKET_FEED_MODE != "poll":
+    raise ImproperlyConfigured(f"MARKET_FEED_MODE must be poll (streaming from Horizon is not available yet), not {MARKET_FEED_MODE!r}")
+MARKET_ORDERBOOK_DEPTH = env_int("MARKET_ORDERBOOK_DEPTH", 20)
+
+
+# Ledgers close every 5-6 s, so polling a pair more often than once a second only spends budget;
+# tests lower it to see changes sooner. Also the Celery beat tick.
+MARKET_MIN_POLL_INTERVAL = env_seconds("MARKET_MIN_POLL_INTERVAL", 1.0)
+# Per Horizon request; stellar-sdk's default (11 s: two ledgers + 1 s) would hold a worker that long.
+HORIZON_REQUEST_TIMEOUT = env_seconds("HORIZON_REQUEST_TIMEOUT", 10.0)
+# Without Redis there is no Celery: the server process runs the same feed in its event loop.
+MARKET_FEED_IN_PROCESS = env_bool("MARKET_FEED_IN_PROCESS", not REDIS_URL)
+
+# Snapshots, cursors and the feed's schedule are shared by the server and Celery through the
+# cache, and room owners' invalidations must reach every process: Redis when it is there.
+CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "galaxy")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": CACHE_KEY_PREFIX}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": CACHE_KEY_PREFIX}
+}
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+# Deployments (or test runs) sharing one broker keep their tasks apart with their own queue.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A result nobody reads should not pile up in Redis.
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The one place periodic schedules are declared. The tick is cheap (cache reads); it polls only
+# the pairs whose budget-derived interval has elapsed (market.services.feed_claim_due_pairs).
+CELERY_BEAT_SCHEDULE = {
+    "market-feed-tick": {"task": "market.feed_tick", "schedule": MARKET_MIN_POLL_INTERVAL, "options": {"expires": MARKET_MIN_POLL_INTERVAL * 5}},
 }

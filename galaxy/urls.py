@@ -1,7 +1,7 @@
 """Django URLs: health, admin and the REST API."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from realtime.views import HealthView, MeView, metrics_view
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("metrics/prometheus", metrics_view),
     path("admin/", admin.site.urls),
     path("api/auth/me", MeView.as_view()),
+    path("api/market/", include("market.urls")),
 ]

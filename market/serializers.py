@@ -24,3 +24,7 @@ class PairField(StrictCharField):
 class PairsSerializer(serializers.Serializer):
     # The seed's pairs are three; 50 bounds how many rooms one event can join.
     pairs = serializers.ListField(child=PairField(), min_length=1, max_length=50)
+
+
+class PairSerializer(serializers.Serializer):
+    pair = PairField()

@@ -26,17 +26,17 @@ def build_engine() -> EngineServer:
         router_from_settings(),
         settings.HEARTBEAT_INTERVAL_MS / 1000,
         verifier=verifier_from_settings(),
-        connection_limit=make_connection_limit(settings.REDIS_URL, settings.MAX_CONNECTIONS_PER_USER),
+        connection_limit=make_connection_limit(settings.REDIS_URL, settings.MAX_CONNECTIONS_PER_USER, settings.REDIS_PREFIX),
         event_limiter=make_rate_limiter(
             settings.REDIS_URL, settings.RATE_LIMIT_REQUESTS, settings.RATE_LIMIT_WINDOW_MS,
-            settings.RATE_LIMIT_BLOCK_MS, prefix="galaxy:rl:events",
+            settings.RATE_LIMIT_BLOCK_MS, prefix=f"{settings.REDIS_PREFIX}:rl:events",
         ),
         event_log=event_log,
     )
     sio = SocketIOServer(
         {"/": namespace}, fanout, settings.CONNECTION_TIMEOUT_MS / 1000,
         event_log=event_log,
-        session_store=make_session_store(settings.REDIS_URL, settings.RECOVERY_MAX_DISCONNECTION_MS),
+        session_store=make_session_store(settings.REDIS_URL, settings.RECOVERY_MAX_DISCONNECTION_MS, settings.REDIS_PREFIX),
     )
     config = EngineConfig(
         ping_interval=settings.HEARTBEAT_INTERVAL_MS / 1000,
@@ -53,7 +53,7 @@ def gate_from_settings() -> Gate:
         cors=CorsPolicy(frozenset(settings.ALLOWED_ORIGINS), settings.CORS_CREDENTIALS),
         handshake_limiter=make_rate_limiter(
             settings.REDIS_URL, settings.RATE_LIMIT_HANDSHAKES, settings.RATE_LIMIT_WINDOW_MS,
-            settings.RATE_LIMIT_BLOCK_MS, prefix="galaxy:rl:handshakes",
+            settings.RATE_LIMIT_BLOCK_MS, prefix=f"{settings.REDIS_PREFIX}:rl:handshakes",
         ),
         trusted_proxies=list(settings.TRUSTED_PROXIES),
     )

@@ -55,7 +55,7 @@ return 1
 
 
 class RedisConnectionLimit:
-    def __init__(self, redis_url: str, maximum: int, prefix: str = "galaxy:conns") -> None:
+    def __init__(self, redis_url: str, maximum: int, prefix: str) -> None:
         self.client = redis_client(redis_url)
         self.script = self.client.register_script(_ACQUIRE)
         self.maximum, self.prefix = maximum, prefix
@@ -104,5 +104,7 @@ class RedisConnectionLimit:
                     logger.warning("lease renewal failed for %s: %s", user_id, exc)
 
 
-def make_connection_limit(redis_url: str | None, maximum: int):
-    return RedisConnectionLimit(redis_url, maximum) if redis_url else MemoryConnectionLimit(maximum)
+def make_connection_limit(redis_url: str | None, maximum: int, redis_prefix: str = "galaxy"):
+    if redis_url:
+        return RedisConnectionLimit(redis_url, maximum, prefix=f"{redis_prefix}:conns")
+    return MemoryConnectionLimit(maximum)

@@ -24,7 +24,6 @@ NODE_ID = f"{socket_module.gethostname()}:{os.getpid()}"
 # Publish every 5 s, expire after 15 s: a node that stops publishing leaves the sum within 15 s.
 PUBLISH_SECONDS = 5
 EXPIRE_SECONDS = 15
-KEY_PREFIX = "galaxy:metrics:"
 STARTED_AT = time.time()
 
 
@@ -71,7 +70,7 @@ class ProcessMetrics:
         client = redis.from_url(settings.REDIS_URL)
         while True:
             try:
-                await client.set(KEY_PREFIX + NODE_ID, json.dumps(self.snapshot()), ex=EXPIRE_SECONDS)
+                await client.set(f"{settings.REDIS_PREFIX}:metrics:{NODE_ID}", json.dumps(self.snapshot()), ex=EXPIRE_SECONDS)
             except Exception as exc:
                 logger.warning("could not publish metrics: %s", exc)
             await asyncio.sleep(PUBLISH_SECONDS)
@@ -112,7 +111,7 @@ async def cluster_snapshots() -> list[dict]:
 
         client = redis.from_url(settings.REDIS_URL)
         try:
-            keys = [k async for k in client.scan_iter(match=KEY_PREFIX + "*", count=100)]
+            keys = [k async for k in client.scan_iter(match=f"{settings.REDIS_PREFIX}:metrics:*", count=100)]
             for raw in await client.mget(keys) if keys else []:
                 if raw:
                     snap = json.loads(raw)

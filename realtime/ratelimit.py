@@ -70,7 +70,7 @@ return {1, 0, 0}
 
 
 class RedisRateLimiter:
-    def __init__(self, redis_url: str, limit: int, window_ms: int, block_ms: int, prefix: str = "galaxy:rl") -> None:
+    def __init__(self, redis_url: str, limit: int, window_ms: int, block_ms: int, prefix: str) -> None:
         self.client = redis_client(redis_url)
         self.script = self.client.register_script(_HIT)
         self.limit, self.window_ms, self.block_ms, self.prefix = limit, window_ms, block_ms, prefix

@@ -30,8 +30,6 @@ logger = logging.getLogger(__name__)
 # Events kept for replay. At 20 updates/s on 50 rooms, 100,000 entries cover the default
 # two-minute window a hundred times over; a replay scans at most this many entries.
 LOG_MAX_ENTRIES = 100_000
-STREAM_KEY = "galaxy:events"
-SESSION_KEY = "galaxy:recovery:"
 
 
 @dataclass(frozen=True)
@@ -84,28 +82,29 @@ class MemoryEventLog:
 
 
 class RedisEventLog:
-    def __init__(self, redis_url: str, max_entries: int = LOG_MAX_ENTRIES) -> None:
+    def __init__(self, redis_url: str, prefix: str, max_entries: int = LOG_MAX_ENTRIES) -> None:
         self.client = redis_client(redis_url)
+        self.key = f"{prefix}:events"
         self.max_entries = max_entries
 
     async def append(self, namespace: str, room: str, event: str, data: Any) -> str:
         blob = msgpack.packb([namespace, room, event, data], use_bin_type=True)
-        entry_id = await self.client.xadd(STREAM_KEY, {"m": blob}, maxlen=self.max_entries, approximate=True)
+        entry_id = await self.client.xadd(self.key, {"m": blob}, maxlen=self.max_entries, approximate=True)
         return entry_id.decode()
 
     async def head(self) -> str:
-        info = await self.client.xinfo_stream(STREAM_KEY) if await self.client.exists(STREAM_KEY) else None
+        info = await self.client.xinfo_stream(self.key) if await self.client.exists(self.key) else None
         last = info.get("last-generated-id") if info else None
         return last.decode() if isinstance(last, bytes) else (last or "0-0")
 
     async def since(self, offset: str, namespace: str, rooms: set[str]) -> list[LoggedEvent] | None:
-        if await self.client.exists(STREAM_KEY):
-            info = await self.client.xinfo_stream(STREAM_KEY)
+        if await self.client.exists(self.key):
+            info = await self.client.xinfo_stream(self.key)
             deleted = info.get("max-deleted-entry-id", b"0-0")
             deleted = deleted.decode() if isinstance(deleted, bytes) else deleted
             if offset_key(offset) < offset_key(deleted):
                 return None  # trimmed past the client's offset: it must refetch
-        entries = await self.client.xrange(STREAM_KEY, min=f"({offset}", max="+")
+        entries = await self.client.xrange(self.key, min=f"({offset}", max="+")
         events = []
         for entry_id, fields in entries:
             ns, room, event, data = msgpack.unpackb(fields[b"m"], raw=False)
@@ -133,21 +132,22 @@ class MemorySessionStore:
 
 
 class RedisSessionStore:
-    def __init__(self, redis_url: str, ttl_ms: int) -> None:
+    def __init__(self, redis_url: str, ttl_ms: int, prefix: str) -> None:
         self.client = redis_client(redis_url)
         self.ttl_ms = ttl_ms
+        self.key = f"{prefix}:recovery:"
 
     async def save(self, pid: str, state: dict) -> None:
-        await self.client.set(SESSION_KEY + pid, json.dumps(state), px=self.ttl_ms)
+        await self.client.set(self.key + pid, json.dumps(state), px=self.ttl_ms)
 
     async def take(self, pid: str) -> dict | None:
-        raw = await self.client.getdel(SESSION_KEY + pid)
+        raw = await self.client.getdel(self.key + pid)
         return json.loads(raw) if raw else None
 
 
-def make_event_log(redis_url: str | None):
-    return RedisEventLog(redis_url) if redis_url else MemoryEventLog()
+def make_event_log(redis_url: str | None, redis_prefix: str = "galaxy"):
+    return RedisEventLog(redis_url, redis_prefix) if redis_url else MemoryEventLog()
 
 
-def make_session_store(redis_url: str | None, ttl_ms: int):
-    return RedisSessionStore(redis_url, ttl_ms) if redis_url else MemorySessionStore(ttl_ms)
+def make_session_store(redis_url: str | None, ttl_ms: int, redis_prefix: str = "galaxy"):
+    return RedisSessionStore(redis_url, ttl_ms, redis_prefix) if redis_url else MemorySessionStore(ttl_ms)

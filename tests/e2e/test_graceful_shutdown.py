@@ -19,7 +19,7 @@ CLIENTS = 200
 
 @pytest.fixture
 def nodes():
-    env = {**E2E_ENV, "REDIS_URL": REDIS_URL}
+    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}s"}
     env["DATABASE_URL"], drop = fresh_postgres()
     manage(env, "migrate", "--noinput")
     started = [start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-sigterm-{n}.log") for n in "ab"]

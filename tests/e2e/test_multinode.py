@@ -16,7 +16,7 @@ from tests.tcpproxy import TcpProxy
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    env = {**E2E_ENV, "REDIS_URL": REDIS_URL}
+    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}n"}
     env["DATABASE_URL"], drop = fresh_postgres()
     manage(env, "migrate", "--noinput")
     nodes = [start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-node-{n}.log") for n in (1, 2)]

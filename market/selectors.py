@@ -1,0 +1,144 @@
+"""Reads of the market app: pairs by name, the stored snapshots, and the feed's schedule and spend."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+from .errors import PairNotFound, PairUnavailable
+from .models import MarketPair
+
+# Each poll of a pair costs three Horizon requests: /order_book, /trades, /trade_aggregations.
+REQUESTS_PER_POLL = 3
+# The feed plans to spend 80% of HORIZON_REQUESTS_PER_HOUR: the rest absorbs on-demand snapshots
+# (a new subscriber before the first poll), retries, and the transactions watcher on the same IP.
+FEED_BUDGET_SHARE = 0.8
+
+
+def snapshot_key(name: str) -> str:
+    return f"market:snapshot:{name}"
+
+
+def pair_state_key(name: str) -> str:
+    return f"market:feed:pair:{name}"
+
+
+def subscribers_key(name: str) -> str:
+    return f"market:subscribers:{name}"
+
+
+def spend_key(hour: int) -> str:
+    return f"market:feed:spend:{hour}"
+
+
+PAUSE_KEY = "market:feed:paused"
+RATELIMIT_KEY = "market:feed:ratelimit"
+
+
+def _check(pair: MarketPair | None, name: str) -> MarketPair:
+    if pair is None:
+        raise PairNotFound(f"unknown pair {name} on {settings.STELLAR_NETWORK}")
+    if not pair.is_configured:
+        raise PairUnavailable(f"pair {name} is not configured: an operator must set its {' and '.join(pair.missing)} in the admin")
+    if not pair.enabled:
+        raise PairUnavailable(f"pair {name} is disabled on this server")
+    return pair
+
+
+def pair_enabled(name: str) -> MarketPair:
+    """The enabled, configured pair `name` on this server's network, or PairNotFound/PairUnavailable."""
+    return _check(MarketPair.objects.filter(name=name, network=settings.STELLAR_NETWORK).first(), name)
+
+
+async def apair_enabled(name: str) -> MarketPair:
+    return _check(await MarketPair.objects.filter(name=name, network=settings.STELLAR_NETWORK).afirst(), name)
+
+
+def pair_by_id(pair_id: int) -> MarketPair:
+    return MarketPair.objects.get(pk=pair_id)
+
+
+def active_pairs() -> list[MarketPair]:
+    """The pairs the feed polls: every enabled, configured pair on this server's network.
+
+    Not only those with counted subscribers: a socket can join `market:X` through the generic
+    `subscribe {room}` (handled in realtime, invisible here) and a disconnect never decrements the
+    count, so the count cannot tell "nobody listens"; polling an idle pair costs budget, missing a
+    listener would cost correctness.
+    """
+    pairs = MarketPair.objects.filter(enabled=True, network=settings.STELLAR_NETWORK)
+    return [pair for pair in pairs if pair.is_configured]
+
+
+def snapshot(name: str) -> dict | None:
+    return cache.get(snapshot_key(name))
+
+
+async def asnapshot(name: str) -> dict | None:
+    return await cache.aget(snapshot_key(name))
+
+
+def public_snapshot(stored: dict) -> dict:
+    """A stored snapshot as clients see it (`market:snapshot`), without the feed's bookkeeping."""
+    keys = ("pair", "price", "volume", "change24h", "bids", "asks", "timestamp", "sequence")
+    return {key: stored.get(key) for key in keys}
+
+
+def feed_interval(active: int, now: float | None = None) -> float:
+    """Seconds between two polls of one pair, so that all active pairs fit the request budget.
+
+    Horizon's own rate-limit headers, when they say less is left than the plan needs before the
+    window resets, stretch the interval to what remains.
+    """
+    now = time.time() if now is None else now
+    usable = max(1.0, settings.HORIZON_REQUESTS_PER_HOUR * FEED_BUDGET_SHARE)
+    interval = max(settings.MARKET_MIN_POLL_INTERVAL, 3600.0 * REQUESTS_PER_POLL * max(active, 1) / usable)
+    limit = cache.get(RATELIMIT_KEY)
+    if limit and limit.get("remaining") is not None and limit.get("resetAt", 0) > now:
+        reset_in = limit["resetAt"] - now
+        needed = REQUESTS_PER_POLL * max(active, 1) * reset_in / interval
+        if limit["remaining"] < needed:
+            interval = max(interval, reset_in * REQUESTS_PER_POLL * max(active, 1) / max(limit["remaining"], 1))
+    return interval
+
+
+def feed_paused_until() -> float:
+    return (cache.get(PAUSE_KEY) or {}).get("until", 0.0)
+
+
+def feed_pair_state(name: str) -> dict:
+    return cache.get(pair_state_key(name)) or {}
+
+
+def feed_budget() -> dict:
+    """The feed's schedule and spend, for /metrics and /api/market/feed."""
+    now = time.time()
+    pairs = active_pairs()
+    hour = int(now // 3600)
+    pause = cache.get(PAUSE_KEY) or {}
+    return {
+        "mode": settings.MARKET_FEED_MODE,
+        "runner": "in-process" if settings.MARKET_FEED_IN_PROCESS else "celery",
+        "horizon": settings.STELLAR_HORIZON_URL,
+        "network": settings.STELLAR_NETWORK,
+        "requestsPerHour": settings.HORIZON_REQUESTS_PER_HOUR,
+        "budgetShare": FEED_BUDGET_SHARE,
+        "requestsPerPoll": REQUESTS_PER_POLL,
+        "activePairs": [pair.name for pair in pairs],
+        "pollIntervalSeconds": round(feed_interval(len(pairs), now), 3),
+        "spentThisHour": cache.get(spend_key(hour), 0),
+        "spentLastHour": cache.get(spend_key(hour - 1), 0),
+        "rateLimit": cache.get(RATELIMIT_KEY),
+        "pausedUntil": pause.get("until") if pause.get("until", 0) > now else None,
+        "pauseReason": pause.get("reason") if pause.get("until", 0) > now else None,
+        "pairs": {
+            pair.name: {
+                **{k: v for k, v in feed_pair_state(pair.name).items()},
+                "subscribers": cache.get(subscribers_key(pair.name), 0),
+                "sequence": (snapshot(pair.name) or {}).get("sequence"),
+            }
+            for pair in pairs
+        },
+    }

@@ -1,0 +1,109 @@
+"""The feed's interfaces: Celery beat tasks, and the same loop in-process for the embedded default.
+
+Each loads pairs, calls a service, emits what the service decided through realtime's emit API;
+backoff after failures lives here. The beat schedule is declared in settings (CELERY_BEAT_SCHEDULE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from asgiref.sync import sync_to_async
+from celery import shared_task
+from django.conf import settings
+
+from realtime.api import emit, emit_sync
+
+from . import selectors, services
+from .models import MarketPair
+from .services import HorizonUnavailable
+
+logger = logging.getLogger(__name__)
+
+# After a failed poll a pair waits 1 s, doubling per consecutive failure, up to 5 minutes:
+# Horizon incidents usually last seconds to minutes, and clients should not wait much longer
+# than that for data once Horizon is back.
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 300.0
+# A 429 without Retry-After or rate-limit headers: wait a minute, a sixtieth of Horizon's window.
+RATE_LIMIT_DEFAULT_PAUSE = 60.0
+
+
+def backoff_seconds(failures: int) -> float:
+    return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, failures - 1))
+
+
+def handle_poll_failure(pair: MarketPair, exc: HorizonUnavailable) -> dict:
+    """Back off the pair (or, on 429, the whole feed) and say what happened; nothing is emitted."""
+    failures = selectors.feed_pair_state(pair.name).get("failures", 0) + 1
+    delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(failures)
+    if exc.rate_limited:
+        services.feed_pause(seconds=exc.retry_after if exc.retry_after is not None else RATE_LIMIT_DEFAULT_PAUSE, reason=str(exc))
+    services.feed_record_failure(name=pair.name, delay=delay, error=str(exc))
+    logger.warning("market feed: %s failed (%s); next try in %.1f s", pair.name, exc, delay)
+    return {"pair": pair.name, "ok": False, "error": str(exc), "retryIn": delay}
+
+
+def poll_result(pair: MarketPair, events: list | None) -> dict:
+    if events is None:
+        return {"pair": pair.name, "ok": True, "skipped": "another process is polling this pair"}
+    services.feed_record_success(name=pair.name, events=len(events))
+    return {"pair": pair.name, "ok": True, "events": [name for _, name, _ in events]}
+
+
+@shared_task(name="market.feed_tick", ignore_result=True)
+def feed_tick() -> None:
+    """Beat's heartbeat: queue a poll for every pair whose budgeted interval has elapsed."""
+    for pair in services.feed_claim_due_pairs():
+        market_poll_pair.delay(pair.pk)
+
+
+@shared_task(name="market.poll_pair")
+def market_poll_pair(pair_id: int) -> dict:
+    pair = selectors.pair_by_id(pair_id)
+    try:
+        events = services.market_poll(pair=pair)
+    except HorizonUnavailable as exc:
+        return handle_poll_failure(pair, exc)
+    for room, event, data in events or []:
+        emit_sync(room, event, data)
+    return poll_result(pair, events)
+
+
+class InProcessFeed:
+    """The feed inside the server process (no Redis, so no Celery): the same claim, poll, emit."""
+
+    _task: asyncio.Task | None = None
+
+    @classmethod
+    def ensure_running(cls) -> None:
+        if cls._task is None or cls._task.done():
+            cls._task = asyncio.ensure_future(cls().run())
+
+    async def run(self) -> None:
+        logger.info("market feed running in-process against %s", settings.STELLAR_HORIZON_URL)
+        while True:
+            try:
+                for pair in await sync_to_async(services.feed_claim_due_pairs)():
+                    await self.poll(pair)
+            except Exception:  # a bug or a database hiccup must not end the feed
+                logger.exception("market feed tick failed")
+            await asyncio.sleep(settings.MARKET_MIN_POLL_INTERVAL)
+
+    async def poll(self, pair: MarketPair) -> dict:
+        try:
+            events = await services.market_apoll(pair=pair)
+        except HorizonUnavailable as exc:
+            return await sync_to_async(handle_poll_failure)(pair, exc)
+        for room, event, data in events or []:
+            await emit(room, event, data)
+        return await sync_to_async(poll_result)(pair, events)
+
+
+def ensure_feed_running() -> None:
+    """Start the in-process feed on the embedded default (called on the first market event)."""
+    if settings.MARKET_FEED_IN_PROCESS:
+        InProcessFeed.ensure_running()
+
+

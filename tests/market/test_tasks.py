@@ -1,0 +1,133 @@
+"""The feed's Celery tasks through Celery itself: a worker with embedded beat on the Redis broker,
+a daphne server on the Redis channel layer, and real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+
+from galaxy.celery import app as celery_app
+from market import selectors
+from market.tasks import market_poll_pair
+from tests.market.conftest import create_pair, database_url, in_thread
+from tests.market.inbox import Inbox
+from tests.servers import ROOT, start_daphne
+
+# A cold worker imports Django and connects to Redis in a few seconds; the rest is CI headroom.
+WORKER_READY_SECONDS = 60
+TASK_SECONDS = 20
+
+
+def stack_env(horizon) -> dict[str, str]:
+    """What the worker and the server share: database, Redis cache and layer, broker, queue, Horizon."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "galaxy.settings", "GALAXY_ENV_FILE": "/nonexistent",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.TEST_CACHE_URL, "CACHE_KEY_PREFIX": settings.RUN_ID,
+        "CELERY_BROKER_URL": settings.TEST_BROKER_URL, "CELERY_RESULT_BACKEND": settings.TEST_BROKER_URL,
+        "CELERY_TASK_DEFAULT_QUEUE": settings.RUN_ID,
+        "STELLAR_HORIZON_URL": horizon.url, "MARKET_MIN_POLL_INTERVAL": "0.2",
+        "HORIZON_REQUESTS_PER_HOUR": "1000000", "HORIZON_REQUEST_TIMEOUT": "1",
+    }
+
+
+@pytest.fixture(scope="module")
+def worker(horizon, database, tmp_path_factory):
+    log = ROOT / "artifacts" / "market-celery-worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    schedule = tmp_path_factory.mktemp("beat") / "schedule"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "galaxy", "worker", "-B", "-s", str(schedule), "--pool=solo",
+             "-Q", settings.RUN_ID, "-n", f"{settings.RUN_ID}@%h", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            cwd=ROOT, env={**os.environ, **stack_env(horizon)}, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + WORKER_READY_SECONDS
+        while not celery_app.control.ping(destination=[f"{settings.RUN_ID}@{socket.gethostname()}"], timeout=0.5, limit=1):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"celery worker not ready (exit code {process.poll()}):\n{log.read_text()[-3000:]}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def redis_server(worker, horizon):
+    srv = start_daphne("galaxy.asgi:application", stack_env(horizon), ROOT / "artifacts" / "market-server-redis.log")
+    yield srv
+    srv.stop()
+
+
+async def run_task(pair_id: int) -> dict:
+    return await in_thread(lambda: market_poll_pair.delay(pair_id).get(timeout=TASK_SECONDS))
+
+
+async def test_the_poll_task_runs_in_the_worker_and_stores_the_snapshot(worker, horizon):
+    # Disabled: beat leaves it alone, so only the tasks this test sends poll it.
+    pair, script = await create_pair(horizon, enabled=False)
+    await in_thread(script.trade, "7.0", "2")
+    first = await run_task(pair.pk)
+    assert first == {"pair": pair.name, "ok": True, "events": ["market:price_update", "market:orderbook_update"]}
+    stored = await in_thread(selectors.snapshot, pair.name)
+    assert stored["price"] == 7.0 and stored["sequence"] == 1
+
+    await in_thread(script.trade, "7.5", "1")
+    await in_thread(script.fail, 1, status=500)
+    failed = await run_task(pair.pk)
+    assert failed["ok"] is False and "500" in failed["error"] and failed["retryIn"] == 1.0
+    assert (await in_thread(selectors.feed_pair_state, pair.name))["failures"] == 1
+
+    recovered = await run_task(pair.pk)
+    assert recovered["events"] == ["market:trade", "market:price_update"]
+    assert (await in_thread(selectors.feed_pair_state, pair.name))["failures"] == 0
+    assert (await run_task(pair.pk))["events"] == []  # the trade is not sent twice
+
+
+async def test_a_429_pauses_the_whole_feed_for_retry_after(worker, horizon):
+    pair, script = await create_pair(horizon, enabled=False)
+    await in_thread(script.fail, 1, status=429, retry_after=30)
+    result = await run_task(pair.pk)
+    assert result["ok"] is False and result["retryIn"] == 30.0
+    budget = await in_thread(selectors.feed_budget)
+    assert budget["pausedUntil"] is not None and "429" in budget["pauseReason"]
+
+
+async def test_beat_feeds_a_subscriber_through_the_redis_layer_and_recovers_from_failures(redis_server, horizon):
+    pair, script = await create_pair(horizon)
+    await in_thread(script.trade, "2.0", "1")
+    await in_thread(script.book, [["1.9", "4"]], [["2.1", "5"]])
+    inbox = await Inbox().connect(redis_server.url)
+    try:
+        ack = await inbox.call("market:subscribe", {"pairs": [pair.name]})
+        assert ack["pairs"] == [pair.name]
+        await inbox.call("market:subscribe_orderbook", {"pair": pair.name})
+        assert (await inbox.wait_for("market:price_update"))["price"] == 2.0
+        await inbox.wait_for("market:orderbook_update", lambda d: d["bids"] == [[1.9, 4.0]])
+
+        made = await in_thread(script.trade, "2.2", "3", False)
+        trade = await inbox.wait_for("market:trade")
+        assert trade == {"pair": pair.name, "price": 2.2, "volume": 3.0, "side": "buy", "id": made["paging_token"],
+                         "tradedAt": trade["tradedAt"], "timestamp": trade["timestamp"], "sequence": trade["sequence"]}
+        await inbox.wait_for("market:price_update", lambda d: d["price"] == 2.2)
+
+        await in_thread(script.fail, 2, status=503)
+        later = await in_thread(script.trade, "2.3", "1")
+        await inbox.wait_for("market:trade", lambda d: d["id"] == later["paging_token"])
+        await in_thread(script.book, [["2.25", "1"]], [["2.35", "1"]])
+        await inbox.wait_for("market:orderbook_update", lambda d: d["bids"] == [[2.25, 1.0]])
+        assert [t["id"] for t in inbox.of("market:trade")] == [made["paging_token"], later["paging_token"]]
+    finally:
+        await inbox.close()
