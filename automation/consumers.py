@@ -1,6 +1,6 @@
 """The automation:* event handlers."""
 
-from realtime.api import EventConsumer, EventRequest, validate
+from realtime.api import EventConsumer, EventRequest, RealtimeError, validate
 
 from .serializers import AutomationIdsSerializer
 
@@ -10,10 +10,21 @@ class AutomationConsumer(EventConsumer):
     events = {"subscribe": "subscribe", "unsubscribe": "unsubscribe"}
 
     async def subscribe(self, request: EventRequest) -> dict:
+        """Each id on its own: the owner's are joined, the others listed as rejected (with
+        why); if none is accepted, the whole request fails with the first reason."""
         ids = validate(AutomationIdsSerializer, request.data)["automationIds"]
+        accepted, rejected, first_error = [], [], None
         for automation_id in ids:
-            await request.join(f"automation:{automation_id}")  # private: the policy decides
-        return {"automationIds": ids}
+            try:
+                await request.join(f"automation:{automation_id}")  # private: the policy decides
+            except RealtimeError as exc:
+                first_error = first_error or exc
+                rejected.append({"automationId": automation_id, **exc.body()})
+            else:
+                accepted.append(automation_id)
+        if not accepted:
+            raise first_error
+        return {"automationIds": accepted, "rejected": rejected}
 
     async def unsubscribe(self, request: EventRequest) -> dict:
         ids = validate(AutomationIdsSerializer, request.data)["automationIds"]

@@ -31,8 +31,9 @@ LEEWAY_SECONDS = 30
 # Supabase rotates keys with overlap; 10 minutes (the issue's bound) keeps a revoked key
 # usable no longer than that while sparing the JWKS endpoint.
 JWKS_TTL_SECONDS = 600
-# An unknown kid triggers one refetch, but at most this often, so a flood of tokens with
-# made-up kids cannot turn into a flood of requests to Supabase.
+# An unknown kid triggers a refetch at once (a key rotated in is accepted immediately), but
+# such refetches are this far apart, so tokens with made-up kids cannot flood Supabase with
+# requests; the periodic TTL refresh is not counted. Rotations are hours apart, not seconds.
 JWKS_REFETCH_MIN_SECONDS = 30
 HTTP_TIMEOUT_SECONDS = 5
 ASYMMETRIC = ("ES256", "RS256")
@@ -63,7 +64,9 @@ class Principal:
 @dataclass
 class _KeySet:
     keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
-    fetched_at: float = 0.0
+    fetched_at: float = float("-inf")  # never: monotonic time may be small after boot
+    refetched_at: float = float("-inf")  # the last refetch for an unknown kid
+    failed: bool = False  # the last fetch failed
 
 
 class TokenVerifier:
@@ -85,8 +88,10 @@ class TokenVerifier:
 
     async def verify(self, token: object) -> Principal:
         """The token's user, or AuthFailed with a reason a person can act on."""
-        if not isinstance(token, str) or not token:
+        if token is None or token == "":
             raise AuthFailed("token missing")
+        if not isinstance(token, str):
+            raise AuthFailed("token must be a string")
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthFailed("token too large")
         try:
@@ -161,12 +166,15 @@ class TokenVerifier:
             raise AuthFailed("token has no key id (kid)")
         keyset = self._keysets.setdefault(self.issuer, _KeySet())
         now = time.monotonic()
-        if now - keyset.fetched_at > JWKS_TTL_SECONDS or (
-            kid not in keyset.keys and now - keyset.fetched_at > JWKS_REFETCH_MIN_SECONDS
-        ):
+        if now - keyset.fetched_at > JWKS_TTL_SECONDS:
+            await self._refresh(keyset)
+        elif kid not in keyset.keys and now - keyset.refetched_at > JWKS_REFETCH_MIN_SECONDS:
+            keyset.refetched_at = now
             await self._refresh(keyset)
         jwk = keyset.keys.get(kid)
         if jwk is None:
+            if keyset.failed:
+                raise AuthFailed("could not fetch the project's signing keys")
             raise AuthFailed(f"unknown signing key {kid[:64]!r}")
         if jwk.algorithm_name != alg:
             raise AuthFailed(f"key {kid[:64]!r} is not a {alg} key")
@@ -174,7 +182,7 @@ class TokenVerifier:
 
     async def _refresh(self, keyset: _KeySet) -> None:
         # No lock: two concurrent refreshes cost one extra request and agree on the result.
-        keyset.fetched_at = time.monotonic()  # a failed fetch also waits out the refetch interval
+        keyset.fetched_at = time.monotonic()  # a failed fetch also waits before the next
         try:
             async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS) as client:
                 response = await client.get(self.jwks_url)
@@ -182,9 +190,11 @@ class TokenVerifier:
                 document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("JWKS fetch from %s failed: %s", self.jwks_url, exc)
+            keyset.failed = True
             if keyset.keys:
                 return  # keep serving the keys we have
             raise AuthFailed("could not fetch the project's signing keys") from None
+        keyset.failed = False
         keys = {}
         for entry in document.get("keys", []) if isinstance(document, dict) else []:
             try:

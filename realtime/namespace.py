@@ -179,6 +179,9 @@ class GalaxyNamespace(Namespace):
 
     async def sign_in(self, socket: Socket, principal: Principal) -> dict:
         """Make `principal` the socket's user: count it, join user:{id}, say `authenticated`."""
+        if not socket.connected or socket.session.closed:
+            # It left while its token was being checked: nothing to sign in, nothing to hold.
+            raise AuthFailed("disconnected")
         current: Principal | None = socket.data.get("user")
         if current is not None and current.user_id != principal.user_id:
             await self._forget_user(socket)
@@ -189,6 +192,9 @@ class GalaxyNamespace(Namespace):
             return await self._auth_error(socket, "token subject is not a valid user id")
         if not await self.connection_limit.acquire(principal.user_id, socket.sid):
             return await self._auth_error(socket, "too many connections")
+        if not socket.connected:  # it left during acquire: give the slot back
+            await self.connection_limit.release(principal.user_id, socket.sid)
+            raise AuthFailed("disconnected")
         self._cancel_expiry(socket)
         socket.data["user"] = principal
         delay = max(0.0, principal.expires_at - time.time())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import deque
 from typing import Any
 
 from .emit import encode_event
@@ -112,12 +113,41 @@ class Socket:
 
 
 class _Connection:
-    """Socket.IO state of one engine session: its sockets and a binary packet being assembled."""
+    """Socket.IO state of one engine session: its sockets, a binary packet being assembled, and
+    the packets waiting to be handled.
+
+    Packets are handled in order by one task per connection, not inside the transport's read:
+    a slow handler (a token confirmed with Supabase, a database query) must not stop the
+    transport from reading the client's pongs, or a busy socket would die of a ping timeout.
+    """
+
+    # Packets one client may have waiting; past it the client is flooding and is cut off.
+    MAX_PENDING = 1000
 
     def __init__(self) -> None:
         self.sockets: dict[str, Socket] = {}
         self.assembler: sio.BinaryAssembler | None = None
         self.connect_timer: asyncio.TimerHandle | None = None
+        self.pending: deque = deque()
+        self.worker: asyncio.Task | None = None
+
+    def enqueue(self, handling) -> bool:
+        """Queue a coroutine; False (and the coroutine discarded) when too many are waiting."""
+        if len(self.pending) >= self.MAX_PENDING:
+            handling.close()
+            return False
+        self.pending.append(handling)
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.ensure_future(self._work())
+        return True
+
+    async def _work(self) -> None:
+        while self.pending:
+            await self.pending.popleft()
+
+    def discard_pending(self) -> None:
+        while self.pending:
+            self.pending.popleft().close()
 
 
 class SocketIOServer:
@@ -133,7 +163,15 @@ class SocketIOServer:
         self.session_store = session_store
 
     async def on_open(self, session: EngineSession) -> None:
-        conn = session.data["sio"] = _Connection()
+        session.data["sio"] = _Connection()
+        self._arm_connect_timer(session)
+
+    def _arm_connect_timer(self, session: EngineSession) -> None:
+        """The client has `connect_timeout` to send a CONNECT; the server's time deciding on it
+        (a token check with Supabase, say) does not count, so the timer stops when one arrives."""
+        conn: _Connection = session.data["sio"]
+        if conn.connect_timer is not None:
+            conn.connect_timer.cancel()
         loop = asyncio.get_running_loop()
         conn.connect_timer = loop.call_later(self.connect_timeout, self._connect_expired, session)
 
@@ -149,8 +187,17 @@ class SocketIOServer:
             logger.info("closing session %s: %s", session.sid, exc)
             await session.close("parse error", notify_client=False)
             return
-        if packet is not None:
+        if packet is not None and not conn.enqueue(self._dispatch_safely(session, conn, packet)):
+            logger.info("closing session %s: more than %d packets waiting", session.sid, conn.MAX_PENDING)
+            await session.close("transport error", notify_client=False)
+
+    async def _dispatch_safely(self, session: EngineSession, conn: _Connection, packet: sio.Packet) -> None:
+        if session.closed:
+            return
+        try:
             await self._dispatch(session, conn, packet)
+        except Exception:
+            logger.exception("packet handling failed on session %s", session.sid)
 
     def _assemble(self, conn: _Connection, data: str | bytes) -> sio.Packet | None:
         if isinstance(data, bytes):
@@ -191,9 +238,12 @@ class SocketIOServer:
         # ACK from a client: this server does not ask clients for acknowledgements yet.
 
     async def _connect(self, session: EngineSession, conn: _Connection, packet: sio.Packet) -> None:
+        if conn.connect_timer is not None:
+            conn.connect_timer.cancel()
+            conn.connect_timer = None
         namespace = self.namespaces.get(packet.namespace)
         if namespace is None:
-            await self._send(session, sio.Packet(sio.PacketType.CONNECT_ERROR, packet.namespace, INVALID_NAMESPACE))
+            await self._refuse(session, conn, packet.namespace, INVALID_NAMESPACE)
             return
         previous = conn.sockets.get(packet.namespace)
         if previous is not None:
@@ -207,12 +257,11 @@ class SocketIOServer:
                 await namespace.on_connect(socket, auth)
             except ConnectionRefused as exc:
                 body = {"message": exc.message} if exc.data is None else {"message": exc.message, "data": exc.data}
-                await self._send(session, sio.Packet(sio.PacketType.CONNECT_ERROR, packet.namespace, body))
+                await self._refuse(session, conn, packet.namespace, body)
                 return
+        if session.closed:
+            return  # the client left while the namespace was deciding; nothing to register
         conn.sockets[packet.namespace] = socket
-        if conn.connect_timer is not None:
-            conn.connect_timer.cancel()
-            conn.connect_timer = None
         reply = {"sid": socket.sid, "pid": socket.pid} if self.session_store is not None else {"sid": socket.sid}
         await socket.send_packet(sio.Packet(sio.PacketType.CONNECT, packet.namespace, reply))
         if missed is not None:
@@ -261,6 +310,11 @@ class SocketIOServer:
             i += 1
         socket.recovering = None
 
+    async def _refuse(self, session: EngineSession, conn: _Connection, namespace: str, body: dict) -> None:
+        await self._send(session, sio.Packet(sio.PacketType.CONNECT_ERROR, namespace, body))
+        if not conn.sockets and not session.closed:
+            self._arm_connect_timer(session)  # still nothing connected: the clock runs again
+
     async def _send(self, session: EngineSession, packet: sio.Packet) -> None:
         text, *attachments = sio.encode_packet(packet)
         await session.write(["4" + text, *attachments])
@@ -294,6 +348,7 @@ class SocketIOServer:
 
     async def on_close(self, session: EngineSession, reason: str) -> None:
         conn: _Connection = session.data["sio"]
+        conn.discard_pending()  # the one being handled finishes and finds the socket gone
         if conn.connect_timer is not None:
             conn.connect_timer.cancel()
         for socket in list(conn.sockets.values()):

@@ -37,6 +37,8 @@ AUTH_ENV = {
     "RATE_LIMIT_WINDOW_MS": "60000",
     "RATE_LIMIT_BLOCK_MS": "300000",
     "RATE_LIMIT_HANDSHAKES": "100000",
+    # This run's own channels and keys on the shared Redis (pub/sub ignores database numbers).
+    "REDIS_PREFIX": f"auth{os.getpid()}",
 }
 
 
@@ -92,7 +94,9 @@ FLEET = {
     "rate-limited": ("main", {**RATE_LIMITS, "TRUSTED_PROXIES": "127.0.0.1"}),
     "rate-limited-untrusted": ("main", RATE_LIMITS),
     # One connection per user, so a slot that is never given back shows at once.
-    "verify-user": ("verify", {"SUPABASE_VERIFY_USER": "true", "MAX_CONNECTIONS_PER_USER": "1"}),
+    # A short heartbeat: a polling client that vanishes between polls is noticed only by it.
+    "verify-user": ("verify", {"SUPABASE_VERIFY_USER": "true", "MAX_CONNECTIONS_PER_USER": "1",
+                               "HEARTBEAT_INTERVAL": "1000", "CONNECTION_TIMEOUT": "1000"}),
     "redis-1": ("main", {"REDIS_URL": AUTH_REDIS_URL}),
     "redis-2": ("main", {"REDIS_URL": AUTH_REDIS_URL}),
 }

@@ -142,19 +142,21 @@ async def test_automation_subscribe_with_several_ids_checks_each(main_server, su
     client = await signed_in_as(main_server, supabase, ALICE)
     mine, theirs = rows["alice"]["automation"], rows["bob"]["automation"]
     ack = await client.call("automation:subscribe", {"automationIds": [mine]})
-    assert ack == {"ok": True, "automationIds": [mine]}
-    ack = await client.call("automation:subscribe", {"automationIds": [theirs, mine]})
+    assert ack == {"ok": True, "automationIds": [mine], "rejected": []}
+    ack = await client.call("automation:subscribe", {"automationIds": [theirs]})
     assert ack == {"ok": False, "error": {"code": "forbidden", "message": f"automation:{theirs} is not yours"}}
     assert not await receives_room_emit(main_server, client, f"automation:{theirs}", within=0.3)
     await client.close()
 
 
-async def test_a_refused_multi_id_request_joins_none_of_them(main_server, supabase, rows):
-    """`automation:subscribe {automationIds: [mine, theirs]}` answers forbidden: the socket must
-    not be left in `mine` either (the client was told the request failed)."""
+async def test_a_multi_id_request_is_decided_per_id(main_server, supabase, rows):
+    """`automation:subscribe {automationIds: [mine, theirs]}`: mine is joined, theirs is listed
+    as rejected with its reason and never joined (issue 6: "per id accepted or rejected")."""
     client = await signed_in_as(main_server, supabase, ALICE)
     mine, theirs = rows["alice"]["automation"], rows["bob"]["automation"]
     ack = await client.call("automation:subscribe", {"automationIds": [mine, theirs]})
-    assert ack["ok"] is False and ack["error"]["code"] == "forbidden"
-    assert not await receives_room_emit(main_server, client, f"automation:{mine}", within=0.5)
+    assert ack["ok"] is True and ack["automationIds"] == [mine]
+    assert [(r["automationId"], r["code"]) for r in ack["rejected"]] == [(theirs, "forbidden")]
+    assert await receives_room_emit(main_server, client, f"automation:{mine}")
+    assert not await receives_room_emit(main_server, client, f"automation:{theirs}", within=0.5)
     await client.close()

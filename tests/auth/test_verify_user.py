@@ -133,7 +133,9 @@ LEAVE_AFTER = 0.2
 
 
 async def signs_in_later(server, project, user: str) -> dict:
-    await asyncio.sleep(CONFIRM_DELAY + 0.3)
+    # Long enough for the check to finish and, for a polling client that vanished between two
+    # polls (nothing on the wire says it left), for the 1 s + 1 s heartbeat to notice.
+    await asyncio.sleep(CONFIRM_DELAY + 2.5)
     project.delay = 0.0
     client = await connected(server)
     try:
