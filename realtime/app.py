@@ -13,7 +13,7 @@ from .recovery import make_session_store
 from .engine import EngineConfig, EngineServer
 from .fanout import Fanout
 from .namespace import GalaxyNamespace
-from .ratelimit import make_rate_limiter
+from .ratelimit import MemoryRateLimiter, make_rate_limiter
 from .router import router_from_settings
 from .server import SocketIOServer
 from .transports.handshake import Gate
@@ -27,9 +27,10 @@ def build_engine() -> EngineServer:
         settings.HEARTBEAT_INTERVAL_MS / 1000,
         verifier=verifier_from_settings(),
         connection_limit=make_connection_limit(settings.REDIS_URL, settings.MAX_CONNECTIONS_PER_USER, settings.REDIS_PREFIX),
-        event_limiter=make_rate_limiter(
-            settings.REDIS_URL, settings.RATE_LIMIT_REQUESTS, settings.RATE_LIMIT_WINDOW_MS,
-            settings.RATE_LIMIT_BLOCK_MS, prefix=f"{settings.REDIS_PREFIX}:rl:events",
+        # Per socket, and a socket lives in one process: nothing to share, so no Redis trip per
+        # event. What a client could gain by reconnecting, the handshake limit (shared) bounds.
+        event_limiter=MemoryRateLimiter(
+            settings.RATE_LIMIT_REQUESTS, settings.RATE_LIMIT_WINDOW_MS, settings.RATE_LIMIT_BLOCK_MS,
         ),
         event_log=event_log,
     )

@@ -67,7 +67,7 @@ class EngineSession:
         self.scope = scope
         self.data: dict[str, Any] = {}  # for the layer above (the Socket.IO connection)
         self._outbox: list[Frame] = []
-        self._outbox_ready = asyncio.Event()
+        self._waiter: asyncio.Future | None = None  # a GET waiting for frames (polling only)
         self._poll_waiting = False
         self._post_running = False
         self._ws: FrameWriter | None = None
@@ -94,7 +94,11 @@ class EngineSession:
                 await self._ws.send_frame(frame)
         elif self.state is not State.CLOSED:
             self._outbox.extend(frames)
-            self._outbox_ready.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def send_message(self, data: str | bytes) -> None:
         await self.write([eio.encode_packet(eio.Packet(eio.PacketType.MESSAGE, data))])
@@ -125,10 +129,11 @@ class EngineSession:
         self._poll_waiting = True
         try:
             while not self._outbox and self.state in (State.POLLING, State.UPGRADING):
-                self._outbox_ready.clear()
-                await self._outbox_ready.wait()
+                self._waiter = self._loop.create_future()
+                await self._waiter
         finally:
             self._poll_waiting = False
+            self._waiter = None
         if self.state is State.CLOSED:
             self.server.take_client_close(self.sid)  # this GET was the one owed a noop
         frames, self._outbox = self._outbox, []
@@ -181,7 +186,7 @@ class EngineSession:
                     await ws.send_frame(frame)
         self.state = advance(self.state, Move.UPGRADE)
         self._ws, self._probe_ws = ws, None
-        self._outbox_ready.set()  # a GET still waiting gets its noop now
+        self._wake()  # a GET still waiting gets its noop now
 
     async def abandon_upgrade(self, ws: FrameWriter) -> None:
         if self.state is State.UPGRADING and ws is self._probe_ws:
@@ -237,7 +242,7 @@ class EngineSession:
             await self.write([CLOSE_FRAME])
         was_polling = self.state is State.POLLING
         self.state = advance(self.state, Move.CLOSE)
-        self._outbox_ready.set()
+        self._wake()
         self._stop_timers()
         self.server.sessions.pop(self.sid, None)
         if not notify_client and was_polling and not self._poll_waiting:

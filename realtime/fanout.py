@@ -31,7 +31,9 @@ class Fanout:
         self._group_refs: dict[str, int] = defaultdict(int)  # room -> local sockets, any namespace
         self._channel: str | None = None
         self._reader: asyncio.Task | None = None
-        self._lock = asyncio.Lock()
+        # Per room: joining one room (a Redis SUBSCRIBE) must not wait for another's.
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._channel_lock = asyncio.Lock()
 
     @property
     def layer(self):
@@ -41,7 +43,7 @@ class Fanout:
         if room in socket.rooms:
             return
         group = room_to_group(room)
-        async with self._lock:
+        async with self._locks[room]:
             if self._group_refs[room] == 0:
                 await self.layer.group_add(group, await self._ensure_channel())
             self._group_refs[room] += 1
@@ -56,7 +58,7 @@ class Fanout:
         self._members[key].discard(socket)
         if not self._members[key]:
             del self._members[key]
-        async with self._lock:
+        async with self._locks[room]:
             self._group_refs[room] -= 1
             if self._group_refs[room] == 0:
                 del self._group_refs[room]
@@ -77,10 +79,18 @@ class Fanout:
                 await socket.session.write(frames)
 
     async def _ensure_channel(self) -> str:
-        if self._channel is None:
-            self._channel = await self.layer.new_channel("fanout.")
-            self._reader = asyncio.ensure_future(self._read())
+        async with self._channel_lock:
+            if self._channel is None:
+                self._channel = await self.layer.new_channel("fanout.")
+                self._reader = asyncio.ensure_future(self._read())
         return self._channel
+
+    def sweep(self) -> int:
+        """Forget the locks of rooms nobody here is in (ROOM_CLEANUP_INTERVAL); how many."""
+        idle = [room for room, lock in self._locks.items() if room not in self._group_refs and not lock.locked()]
+        for room in idle:
+            del self._locks[room]
+        return len(idle)
 
     async def _read(self) -> None:
         layer = self.layer

@@ -11,7 +11,7 @@ from django.conf import settings
 if not settings.configured:
     settings.configure(
         CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}},
-        REDIS_URL=None, EVENT_QUEUE_MAX=10, RECOVERY_MAX_DISCONNECTION_MS=1000,
+        REDIS_URL=None, REDIS_PREFIX="test", EVENT_QUEUE_MAX=10, RECOVERY_MAX_DISCONNECTION_MS=1000,
     )
     django.setup()
 
