@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from realtime.app import build_engine, gate_from_settings  # noqa: E402
+from realtime.app import build_engine, cleanups_of, gate_from_settings  # noqa: E402
 from realtime.forwarding import Forwarder  # noqa: E402
 from realtime.lifecycle import Lifecycle, LifecycleMiddleware  # noqa: E402
 from realtime.transports import socketio_routes  # noqa: E402
@@ -20,9 +20,15 @@ from realtime.transports import socketio_routes  # noqa: E402
 engine = build_engine()
 # Several nodes share sessions only through Redis; the in-memory layer is one process.
 forwarder = Forwarder(engine) if settings.REDIS_URL else None
-http_routes, websocket_routes = socketio_routes(engine, gate_from_settings(), forwarder=forwarder)
+gate = gate_from_settings()
+http_routes, websocket_routes = socketio_routes(engine, gate, forwarder=forwarder)
 
-lifecycle = Lifecycle(engine, on_start=[forwarder.start] if forwarder else [])
+lifecycle = Lifecycle(
+    engine,
+    on_start=[forwarder.start] if forwarder else [],
+    cleanups=cleanups_of(engine, gate),
+    cleanup_interval=settings.ROOM_CLEANUP_INTERVAL_MS / 1000,
+)
 
 application = LifecycleMiddleware(
     ProtocolTypeRouter(

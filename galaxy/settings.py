@@ -165,6 +165,11 @@ REALTIME_ROOM_OWNERS = {
     "automation": "automation.selectors.automation_owner",
 }
 
+# Extra /health checks ("ok" or "failed: why"; a failure makes the node degraded) and extra
+# /metrics blocks, from the domain apps: realtime finds them here.
+HEALTH_CHECKS = {"market_feed": "market.selectors.feed_health"}
+REALTIME_METRICS = {"market": "market.selectors.feed_budget"}
+
 # -- Django ------------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",

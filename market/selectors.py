@@ -34,6 +34,10 @@ def spend_key(hour: int) -> str:
 
 
 PAUSE_KEY = "market:feed:paused"
+BEAT_KEY = "market:feed:beat"
+# Beat ticks every MARKET_MIN_POLL_INTERVAL; this many missed ticks (and at least 30 s) means
+# beat is not running: a worker restart takes seconds, not half a minute.
+BEAT_STALE_TICKS = 10
 RATELIMIT_KEY = "market:feed:ratelimit"
 
 
@@ -142,3 +146,16 @@ def feed_budget() -> dict:
             for pair in pairs
         },
     }
+
+
+def feed_health() -> str:
+    """For /health: "ok", or why the market feed is not being driven (named in HEALTH_CHECKS)."""
+    if settings.MARKET_FEED_IN_PROCESS:
+        return "ok"  # runs in the server process itself, started by the first market event
+    last = cache.get(BEAT_KEY)
+    stale_after = max(30.0, BEAT_STALE_TICKS * settings.MARKET_MIN_POLL_INTERVAL)
+    if last is None:
+        return "failed: no Celery beat tick seen yet"
+    if time.time() - last > stale_after:
+        return f"failed: no Celery beat tick for {int(time.time() - last)} s"
+    return "ok"

@@ -430,6 +430,11 @@ def feed_pause(*, seconds: float, reason: str, now: float | None = None) -> None
     cache.set(selectors.PAUSE_KEY, {"until": now + seconds, "reason": reason[:300]}, int(seconds) + 60)
 
 
+def feed_record_beat(*, now: float | None = None) -> None:
+    """Celery beat ticked (for /health: a feed whose beat stopped is a degraded node)."""
+    cache.set(selectors.BEAT_KEY, time.time() if now is None else now, None)
+
+
 def pair_subscribers_change(*, name: str, delta: int) -> int:
     """The count of market:* subscriptions to a pair (see selectors.active_pairs for its limits)."""
     key = selectors.subscribers_key(name)

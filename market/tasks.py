@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 # than that for data once Horizon is back.
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 300.0
+# How long a poll task keeps retrying an emit through a channel-layer (Redis) fault.
+EMIT_RETRY_SECONDS = 300.0
 # A 429 without Retry-After or rate-limit headers: wait a minute, a sixtieth of Horizon's window.
 RATE_LIMIT_DEFAULT_PAUSE = 60.0
 
@@ -55,6 +57,7 @@ def poll_result(pair: MarketPair, events: list | None) -> dict:
 @shared_task(name="market.feed_tick", ignore_result=True)
 def feed_tick() -> None:
     """Beat's heartbeat: queue a poll for every pair whose budgeted interval has elapsed."""
+    services.feed_record_beat()
     for pair in services.feed_claim_due_pairs():
         market_poll_pair.delay(pair.pk)
 
@@ -67,7 +70,9 @@ def market_poll_pair(pair_id: int) -> dict:
     except HorizonUnavailable as exc:
         return handle_poll_failure(pair, exc)
     for room, event, data in events or []:
-        emit_sync(room, event, data)
+        # The snapshot has moved on: an event not emitted now would never be, so a Redis fault
+        # is waited out here (Redis is also the broker: the worker could do nothing else).
+        emit_sync(room, event, data, retry_for=EMIT_RETRY_SECONDS)
     return poll_result(pair, events)
 
 

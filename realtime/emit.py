@@ -9,6 +9,9 @@ admin actions call `emit_sync`, which raises EmitFailed instead so the task retr
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +21,13 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from .errors import RealtimeError
-from .event_queue import EventQueue
+from .event_queue import FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS, EventQueue
 from .fanout import MESSAGE_TYPE
 from .protocol import socketio as sio
 from .recovery import make_event_log
 from .rooms import room_to_group, validate_room
 
+logger = logging.getLogger(__name__)
 DELIVERY_ERRORS = (OSError, ConnectionError, TimeoutError, redis.exceptions.RedisError)
 
 
@@ -73,6 +77,7 @@ class Emitter:
             "room": item.room,
             "offset": item.offset,
             "frames": encode_event(item.event, item.data, item.namespace, item.offset),
+            "t": time.time(),  # for the fan-out's layer latency in /metrics
         }
         await get_channel_layer().group_send(room_to_group(item.room), message)
 
@@ -92,7 +97,23 @@ async def emit(room: str, event: str, data: Any, *, namespace: str = "/") -> Non
     await emitter().emit(RoomEvent(validate_room(room), event, data, namespace))
 
 
-def emit_sync(room: str, event: str, data: Any, *, namespace: str = "/") -> None:
+def emit_sync(room: str, event: str, data: Any, *, namespace: str = "/", retry_for: float = 0) -> None:
+    """Emit from sync code (Celery tasks, views). With `retry_for`, a layer fault is retried with
+    the event queue's backoff and jitter for that many seconds before EmitFailed is raised."""
+    deadline = time.monotonic() + retry_for
+    delay = FIRST_RETRY_SECONDS
+    while True:
+        try:
+            return _emit_sync_once(room, event, data, namespace)
+        except EmitFailed:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("emit of %s to %s failed, retrying in %.1f s", event, room, delay)
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+
+
+def _emit_sync_once(room: str, event: str, data: Any, namespace: str) -> None:
     item = RoomEvent(validate_room(room), event, data, namespace)
 
     async def deliver_once() -> None:

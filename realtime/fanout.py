@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
@@ -24,6 +25,30 @@ logger = logging.getLogger(__name__)
 MESSAGE_TYPE = "room.emit"
 
 
+class LatencyStats:
+    """Emit-to-fan-out latency (producer's clock to this process's): count, sum, max, and
+    p50/p99 of the last SAMPLES messages, for /metrics."""
+
+    SAMPLES = 1000  # enough for a stable p99, small enough to sort on every scrape
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.max = 0.0
+        self.recent: deque[float] = deque(maxlen=self.SAMPLES)
+
+    def record(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.max = max(self.max, seconds)
+        self.recent.append(seconds)
+
+    def summary(self) -> dict:
+        ordered = sorted(self.recent)
+        at = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2) if ordered else None  # noqa: E731
+        return {"count": self.count, "sumMs": round(self.total * 1000, 1), "p50Ms": at(0.5), "p99Ms": at(0.99), "maxMs": round(self.max * 1000, 2)}
+
+
 class Fanout:
     def __init__(self, layer_alias: str = "default") -> None:
         self.layer_alias = layer_alias
@@ -34,6 +59,7 @@ class Fanout:
         # Per room: joining one room (a Redis SUBSCRIBE) must not wait for another's.
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._channel_lock = asyncio.Lock()
+        self.latency = LatencyStats()
 
     @property
     def layer(self):
@@ -100,6 +126,8 @@ class Fanout:
                 logger.warning("fan-out channel got an unexpected %r message", message.get("type"))
                 continue
             try:
+                if "t" in message:
+                    self.latency.record(time.time() - message["t"])
                 await self.deliver(message["namespace"], message["room"], message["frames"], message.get("offset"))
             except Exception:
                 logger.exception("delivery to room %s failed", message.get("room"))

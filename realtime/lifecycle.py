@@ -20,9 +20,11 @@ SHUTDOWN_GRACE_SECONDS = 10
 
 
 class Lifecycle:
-    def __init__(self, engine, on_start=()) -> None:
+    def __init__(self, engine, on_start=(), cleanups=(), cleanup_interval: float = 300.0) -> None:
         self.engine = engine
         self.on_start = list(on_start)
+        self.cleanups = list(cleanups)  # callables returning how many things they removed
+        self.cleanup_interval = cleanup_interval  # ROOM_CLEANUP_INTERVAL
         self.started = False
         self.draining = False
 
@@ -33,10 +35,25 @@ class Lifecycle:
         self.started = True
         for hook in self.on_start:
             hook()
+        if self.cleanups:
+            asyncio.ensure_future(self._sweep_forever())
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._sigterm)
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             logger.warning("no SIGTERM handler: graceful shutdown unavailable")
+
+    async def _sweep_forever(self) -> None:
+        """Every ROOM_CLEANUP_INTERVAL: empty rooms' state, expired sessions, idle limit keys."""
+        while not self.draining:
+            await asyncio.sleep(self.cleanup_interval)
+            for cleanup in self.cleanups:
+                try:
+                    removed = cleanup()
+                except Exception:
+                    logger.exception("cleanup %r failed", cleanup)
+                    continue
+                if removed:
+                    logger.info("cleanup %s removed %d", getattr(cleanup, "__qualname__", cleanup), removed)
 
     def _sigterm(self) -> None:
         asyncio.ensure_future(self._stop_process())

@@ -58,6 +58,12 @@ class ProcessMetrics:
             },
             "rooms": dict(rooms),
             "events": self.emitter.queue.stats(),
+            "recovery": {"recovered": self.sio.recovered, "notRecovered": self.sio.not_recovered},
+            "rateLimits": {
+                "limitedEvents": getattr(self.sio.namespaces["/"], "rate_limited", 0),
+                "floodDisconnects": getattr(self.sio.namespaces["/"], "flood_disconnects", 0),
+            },
+            "latency": self.fanout.latency.summary(),
         }
 
     def ensure_publishing(self) -> None:
@@ -137,12 +143,15 @@ def summarise(snapshots: list[dict], *, show_private: bool) -> dict:
             stats.append({"room": room, "members": members})
     stats += [{"room": kind, "members": members} for kind, members in sorted(hidden.items())]
     local = next((s for s in snapshots if s["node"] == NODE_ID), snapshots[0] if snapshots else None)
-    sum_of = lambda block, key: sum((s[block].get(key) or 0) for s in snapshots)  # noqa: E731
+    sum_of = lambda block, key: sum((s.get(block, {}).get(key) or 0) for s in snapshots)  # noqa: E731
     return {
         "server": local["server"] if local else {},
         "nodes": [s["node"] for s in snapshots],
         "connections": {k: sum_of("connections", k) for k in ("total", "authenticated", "timeouts", "heartbeats")},
         "rooms": {"total": len(rooms), "stats": stats},
+        "recovery": {k: sum_of("recovery", k) for k in ("recovered", "notRecovered")},
+        "rateLimits": {k: sum_of("rateLimits", k) for k in ("limitedEvents", "floodDisconnects")},
+        "latency": {s["node"]: s["latency"] for s in snapshots},
         "events": {
             "queueSize": sum_of("events", "queueSize"),
             "maxQueueSize": local["events"]["maxQueueSize"] if local else settings.EVENT_QUEUE_MAX,
@@ -153,8 +162,8 @@ def summarise(snapshots: list[dict], *, show_private: bool) -> dict:
     }
 
 
-def prometheus(snapshots: list[dict]) -> str:
-    """Prometheus text exposition, one sample per node."""
+def prometheus(snapshots: list[dict], extra: dict | None = None) -> str:
+    """Prometheus text exposition, one sample per node (and the domain apps' extra blocks)."""
     lines = []
 
     def metric(name: str, kind: str, help_text: str, value_of) -> None:
@@ -174,4 +183,21 @@ def prometheus(snapshots: list[dict]) -> str:
     metric("galaxy_event_queue_dropped_total", "counter", "events dropped from a full queue", lambda s: s["events"]["dropped"])
     metric("galaxy_process_cpu_seconds_total", "counter", "CPU time", lambda s: (s["server"]["cpu"]["user"] + s["server"]["cpu"]["system"]) / 1e6)
     metric("galaxy_process_resident_memory_bytes", "gauge", "resident memory", lambda s: s["server"]["memory"]["rss"] or 0)
+    metric("galaxy_recovered_total", "counter", "sockets that recovered their state", lambda s: s.get("recovery", {}).get("recovered", 0))
+    metric("galaxy_not_recovered_total", "counter", "sockets that asked to recover too late", lambda s: s.get("recovery", {}).get("notRecovered", 0))
+    metric("galaxy_rate_limited_events_total", "counter", "events refused by rate limits", lambda s: s.get("rateLimits", {}).get("limitedEvents", 0))
+    metric("galaxy_flood_disconnects_total", "counter", "sockets cut off for flooding", lambda s: s.get("rateLimits", {}).get("floodDisconnects", 0))
+    metric("galaxy_fanout_latency_p99_seconds", "gauge", "emit to fan-out latency, p99 of recent", lambda s: (s.get("latency", {}).get("p99Ms") or 0) / 1000)
+    metric("galaxy_fanout_messages_total", "counter", "room messages fanned out", lambda s: s.get("latency", {}).get("count", 0))
+    market = (extra or {}).get("market") or {}
+    if "spentThisHour" in market:
+        lines.append("# HELP galaxy_horizon_requests_this_hour Horizon requests spent this hour")
+        lines.append("# TYPE galaxy_horizon_requests_this_hour gauge")
+        lines.append(f"galaxy_horizon_requests_this_hour {market['spentThisHour']}")
+        lines.append("# HELP galaxy_horizon_requests_budget Horizon requests allowed per hour")
+        lines.append("# TYPE galaxy_horizon_requests_budget gauge")
+        lines.append(f"galaxy_horizon_requests_budget {market['requestsPerHour']}")
+        lines.append("# HELP galaxy_horizon_poll_interval_seconds seconds between polls of a pair")
+        lines.append("# TYPE galaxy_horizon_poll_interval_seconds gauge")
+        lines.append(f"galaxy_horizon_poll_interval_seconds {market['pollIntervalSeconds']}")
     return "\n".join(lines) + "\n"

@@ -40,6 +40,8 @@ class GalaxyNamespace(Namespace):
         self.verifier = verifier
         self.connection_limit = connection_limit
         self.event_limiter = event_limiter
+        self.rate_limited = 0  # events refused by the per-socket limit
+        self.flood_disconnects = 0
         router.add("ping", self.ping)
         router.add("subscribe", self.subscribe)
         router.add("unsubscribe", self.unsubscribe)
@@ -139,7 +141,9 @@ class GalaxyNamespace(Namespace):
     async def refuse_rate_limited(self, socket: Socket, event: str, ack: Ack | None, exc: RateLimited) -> None:
         """Tell once (and every ack), drop the rest; a client that keeps flooding is cut off."""
         dropped = socket.data["dropped"] = socket.data.get("dropped", 0) + 1
+        self.rate_limited += 1
         if dropped > FLOOD_DISCONNECT_AFTER:
+            self.flood_disconnects += 1
             logger.info("disconnecting socket %s: still flooding while rate limited", socket.sid)
             await socket.session.close("rate limited")
         elif ack is not None or dropped == 1:

@@ -46,6 +46,13 @@ class MemoryRateLimiter:
             return Verdict(False, self.block_ms, newly_blocked=True)
         return Verdict(True)
 
+    def sweep(self) -> int:
+        """Forget idle keys now (ROOM_CLEANUP_INTERVAL); how many."""
+        before = len(self._state)
+        self._last_sweep = 0.0
+        self._sweep(time.monotonic() * 1000)
+        return before - len(self._state)
+
     def _sweep(self, now: float) -> None:
         if now - self._last_sweep < self.window_ms:
             return

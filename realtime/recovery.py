@@ -120,10 +120,15 @@ class MemorySessionStore:
         self._states: dict[str, tuple[float, dict]] = {}
 
     async def save(self, pid: str, state: dict) -> None:
+        self._states[pid] = (time.monotonic() + self.ttl_ms / 1000, state)
+
+    def sweep(self) -> int:
+        """Drop expired states (ROOM_CLEANUP_INTERVAL); how many. Redis expires its own."""
         now = time.monotonic()
-        for key in [k for k, (expires, _) in self._states.items() if expires < now]:
+        expired = [key for key, (expires, _) in self._states.items() if expires < now]
+        for key in expired:
             del self._states[key]
-        self._states[pid] = (now + self.ttl_ms / 1000, state)
+        return len(expired)
 
     async def take(self, pid: str) -> dict | None:
         expires, state = self._states.pop(pid, (0.0, None))

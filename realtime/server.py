@@ -161,6 +161,8 @@ class SocketIOServer:
         # Connection state recovery is on when both are given (recovery.py).
         self.event_log = event_log
         self.session_store = session_store
+        self.recovered = 0  # sockets that came back with their state
+        self.not_recovered = 0  # came back with a pid, but too late or unknown
 
     async def on_open(self, session: EngineSession) -> None:
         session.data["sio"] = _Connection()
@@ -252,6 +254,11 @@ class SocketIOServer:
         pid, offset = (auth.pop("pid", None), auth.pop("offset", None)) if auth is not None else (None, None)
         socket = Socket(self, session, packet.namespace)
         missed = await self._recover(socket, namespace, pid, offset) if pid is not None else None
+        if pid is not None:
+            if missed is None:
+                self.not_recovered += 1
+            else:
+                self.recovered += 1
         if missed is None:
             try:
                 await namespace.on_connect(socket, auth)

@@ -2,9 +2,11 @@
 
 import time
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.utils.module_loading import import_string
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,8 +20,9 @@ STARTED_AT = time.monotonic()
 class HealthView(APIView):
     """The seed's health answer plus the checks behind it.
 
-    healthy (200): all checks pass. degraded (200): Redis is unreachable; sockets stay up and
-    events queue, so the node should stay in rotation. unhealthy (503): the database is down.
+    healthy (200): all checks pass. degraded (200): Redis is unreachable (sockets stay up and
+    events queue, so the node should stay in rotation) or a domain check failed (the market
+    feed's Celery beat stopped). unhealthy (503): the database is down.
     """
 
     authentication_classes: list = []
@@ -29,6 +32,8 @@ class HealthView(APIView):
         checks = {"database": _check_database()}
         if settings.REDIS_URL:
             checks["redis"] = _check_redis()
+        for name, path in settings.HEALTH_CHECKS.items():
+            checks[name] = _run_check(path)
         if checks["database"] != "ok":
             status, code = "unhealthy", 503
         elif any(result != "ok" for result in checks.values()):
@@ -55,6 +60,13 @@ def _check_database() -> str:
         return f"failed: {exc.__class__.__name__}"
 
 
+def _run_check(path: str) -> str:
+    try:
+        return import_string(path)()
+    except Exception as exc:
+        return f"failed: {exc.__class__.__name__}"
+
+
 def _check_redis() -> str:
     import redis
 
@@ -68,10 +80,18 @@ def _check_redis() -> str:
 async def metrics_view(request):
     """The seed's metrics JSON across the cluster; Prometheus text when the client asks for it."""
     snapshots = await metrics.cluster_snapshots()
+    extra = {name: await sync_to_async(_provide)(path) for name, path in settings.REALTIME_METRICS.items()}
     accept = request.headers.get("Accept", "")
     if request.path.endswith("/prometheus") or "text/plain" in accept or "openmetrics" in accept:
-        return HttpResponse(metrics.prometheus(snapshots), content_type="text/plain; version=0.0.4")
-    return JsonResponse(metrics.summarise(snapshots, show_private=await _is_admin(request)))
+        return HttpResponse(metrics.prometheus(snapshots, extra), content_type="text/plain; version=0.0.4")
+    return JsonResponse({**metrics.summarise(snapshots, show_private=await _is_admin(request)), **extra})
+
+
+def _provide(path: str):
+    try:
+        return import_string(path)()
+    except Exception as exc:
+        return {"error": exc.__class__.__name__}
 
 
 async def _is_admin(request) -> bool:

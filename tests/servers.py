@@ -84,12 +84,22 @@ class ServerProcess:
 
 def start_daphne(app: str, env: dict[str, str], log: Path) -> ServerProcess:
     port = free_port()
-    full_env = {**os.environ, **BASE_ENV, **env}
+    return _start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app], port, env, log)
+
+
+def start_uvicorn(app: str, env: dict[str, str], log: Path) -> ServerProcess:
+    """The production server, flags as bin/serve-production (one worker)."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+               "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
+               "--ws-max-size", env.get("MAX_HTTP_BUFFER_SIZE", "1000000"), "--no-proxy-headers"]
+    return _start(command, port, env, log)
+
+
+def _start(command: list[str], port: int, env: dict[str, str], log: Path) -> ServerProcess:
     log.parent.mkdir(parents=True, exist_ok=True)
-    out = log.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
-        cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+        command, cwd=ROOT, env={**os.environ, **BASE_ENV, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
     wait_for_port(port, process)
     return ServerProcess(f"http://127.0.0.1:{port}", port, process, log, env)

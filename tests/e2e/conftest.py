@@ -11,7 +11,7 @@ import redis
 import socketio
 
 from tests.horizon.server import HorizonThread
-from tests.servers import REDIS_URL, ROOT, fresh_postgres, fresh_sqlite, manage, start_daphne
+from tests.servers import REDIS_URL, ROOT, fresh_postgres, fresh_sqlite, manage, start_daphne, start_uvicorn
 
 ARTIFACTS = ROOT / "artifacts"
 # Short heartbeats so the seed's `ping` and the CONNECT deadline are observable in a test; a
@@ -44,20 +44,22 @@ def horizon():
     client.close()
 
 
-@pytest.fixture(scope="session", params=["memory", "redis"])
+@pytest.fixture(scope="session", params=["memory", "redis", "uvicorn"])
 def server(request, tmp_path_factory, horizon):
-    """The embedded default (in-memory layer, SQLite), or production's parts (Redis, PostgreSQL)."""
+    """The embedded default (daphne, in-memory layer, SQLite), production's parts under daphne
+    (Redis, PostgreSQL), or the production server itself (uvicorn, Redis, PostgreSQL)."""
     env = {**E2E_ENV, "STELLAR_HORIZON_URL": horizon.url}
     drop = None
-    if request.param == "redis":
+    if request.param in ("redis", "uvicorn"):
         env["DATABASE_URL"], drop = fresh_postgres()
         env["REDIS_URL"] = REDIS_URL
         env["CACHE_KEY_PREFIX"] = E2E_CACHE_PREFIX  # snapshots of this run only
     else:
         env["DATABASE_URL"] = fresh_sqlite(tmp_path_factory.mktemp("db"))
     manage(env, "migrate", "--noinput")
-    srv = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-server-{request.param}.log")
-    srv.layer = request.param
+    start = start_uvicorn if request.param == "uvicorn" else start_daphne
+    srv = start("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-server-{request.param}.log")
+    srv.layer = "memory" if request.param == "memory" else "redis"
     yield srv
     srv.stop()
     if drop is not None:
