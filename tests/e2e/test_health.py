@@ -6,6 +6,7 @@ import time
 import aiohttp
 import socketio
 
+from tests.e2e.conftest import emit_via_server
 from tests.servers import manage
 
 
@@ -70,6 +71,15 @@ async def test_metrics_count_connections_and_rooms_and_hide_private_rooms(http, 
     admin_rooms = {e["room"] for e in (await metrics(http, server, token=admin))["rooms"]["stats"]}
     assert f"user:{user}" in admin_rooms
 
+    assert set(body) >= {"recovery", "rateLimits", "latency", "market"}
+    assert body["market"]["requestsPerHour"] == 3600  # the feed's budget, from the market app
+    await emit_via_server(server, "market:ETH_USDC", "market:price_update", {"n": 1})
+    await asyncio.sleep(0.2)
+    latency = (await metrics(http, server))["latency"]
+    assert any(node["count"] >= 1 and node["p99Ms"] is not None for node in latency.values())
+
     text = await metrics(http, server, accept="text/plain")
-    assert "# TYPE galaxy_connections gauge" in text and "galaxy_event_queue_size{" in text
+    for name in ("galaxy_connections", "galaxy_event_queue_size", "galaxy_recovered_total",
+                 "galaxy_rate_limited_events_total", "galaxy_fanout_latency_p99_seconds", "galaxy_horizon_requests_budget"):
+        assert f"# TYPE {name} " in text, name
     await client.disconnect()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
 import aiohttp
 import pytest
@@ -10,7 +12,7 @@ import socketio
 
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV
 from tests.redisproc import RedisProcess
-from tests.servers import fresh_sqlite, manage, start_daphne
+from tests.servers import BASE_ENV, ROOT, fresh_sqlite, manage, start_daphne
 
 OUTAGE_SECONDS = 30
 
@@ -76,4 +78,34 @@ async def test_redis_outage_loses_no_event_and_no_socket(own_redis, tmp_path):
     finally:
         for client in clients:
             await client.disconnect()
+        server.stop()
+
+
+async def test_a_sync_emit_waits_out_a_redis_outage(own_redis, tmp_path):
+    """emit_sync(retry_for=...), as Celery tasks use it, retries until Redis is back."""
+    env = {**E2E_ENV, "REDIS_URL": own_redis.url, "DATABASE_URL": fresh_sqlite(tmp_path)}
+    manage(env, "migrate", "--noinput")
+    server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-redis-sync-emit.log")
+    client = socketio.AsyncClient(reconnection=False)
+    got: asyncio.Queue = asyncio.Queue()
+    client.on("market:price_update", lambda data, *offset: got.put_nowait(data))
+    try:
+        await client.connect(server.url, transports=["websocket"])
+        assert (await client.call("subscribe", {"room": "market:XLM_USDC"}, timeout=5))["ok"]
+        own_redis.stop()
+        code = ("import django; django.setup(); from realtime.emit import emit_sync; "
+                "emit_sync('market:XLM_USDC', 'market:price_update', {'n': 'late'}, retry_for=30)")
+        producer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, cwd=ROOT, env={**os.environ, **BASE_ENV, **env},
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.sleep(3)
+        assert producer.returncode is None  # still retrying, not failed
+        own_redis.start()
+        _, stderr = await asyncio.wait_for(producer.communicate(), 40)
+        assert producer.returncode == 0, stderr.decode()[-2000:]
+        assert "retrying" in stderr.decode()
+        assert await asyncio.wait_for(got.get(), 15) == {"n": "late"}
+    finally:
+        await client.disconnect()
         server.stop()
