@@ -38,7 +38,7 @@ class EmitFailed(RealtimeError):
 
 @dataclass
 class RoomEvent:
-    room: str
+    rooms: tuple[str, ...]  # one event for the union: a socket in several of them gets it once
     event: str
     data: Any
     namespace: str = "/"
@@ -70,16 +70,18 @@ class Emitter:
 
     async def deliver(self, item: RoomEvent) -> None:
         if item.offset is None:
-            item.offset = await self.log.append(item.namespace, item.room, item.event, item.data)
+            item.offset = await self.log.append(item.namespace, item.rooms, item.event, item.data)
         message = {
             "type": MESSAGE_TYPE,
             "namespace": item.namespace,
-            "room": item.room,
-            "offset": item.offset,
+            "rooms": list(item.rooms),
+            "offset": item.offset,  # also the event's id: a process in two of its rooms delivers it once
             "frames": encode_event(item.event, item.data, item.namespace, item.offset),
             "t": time.time(),  # for the fan-out's layer latency in /metrics
         }
-        await get_channel_layer().group_send(room_to_group(item.room), message)
+        layer = get_channel_layer()
+        for room in item.rooms:
+            await layer.group_send(room_to_group(room), message)
 
 
 _emitter: Emitter | None = None
@@ -93,11 +95,19 @@ def emitter() -> Emitter:
     return _emitter
 
 
-async def emit(room: str, event: str, data: Any, *, namespace: str = "/") -> None:
-    await emitter().emit(RoomEvent(validate_room(room), event, data, namespace))
+def _rooms(room: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    rooms = (room,) if isinstance(room, str) else tuple(dict.fromkeys(room))
+    if not rooms:
+        raise ValueError("emit needs at least one room")
+    return tuple(validate_room(r) for r in rooms)
 
 
-def emit_sync(room: str, event: str, data: Any, *, namespace: str = "/", retry_for: float = 0) -> None:
+async def emit(room: str | list[str], event: str, data: Any, *, namespace: str = "/") -> None:
+    """`event` to everyone in `room`, or in any of several rooms (each socket gets it once)."""
+    await emitter().emit(RoomEvent(_rooms(room), event, data, namespace))
+
+
+def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = "/", retry_for: float = 0) -> None:
     """Emit from sync code (Celery tasks, views). With `retry_for`, a layer fault is retried with
     the event queue's backoff and jitter for that many seconds before EmitFailed is raised."""
     deadline = time.monotonic() + retry_for
@@ -113,8 +123,8 @@ def emit_sync(room: str, event: str, data: Any, *, namespace: str = "/", retry_f
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
 
-def _emit_sync_once(room: str, event: str, data: Any, namespace: str) -> None:
-    item = RoomEvent(validate_room(room), event, data, namespace)
+def _emit_sync_once(room: str | list[str], event: str, data: Any, namespace: str) -> None:
+    item = RoomEvent(_rooms(room), event, data, namespace)
 
     async def deliver_once() -> None:
         # With Redis, a fresh emitter: async_to_sync may run each call in a new event loop,

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MESSAGE_TYPE = "room.emit"
+# Multi-room events remembered to drop their second copy: copies arrive within milliseconds
+# of each other, so thousands of events back is far more than enough.
+SEEN_EVENTS = 10_000
 
 
 class LatencyStats:
@@ -60,6 +63,8 @@ class Fanout:
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._channel_lock = asyncio.Lock()
         self.latency = LatencyStats()
+        self._seen: set[str] = set()  # ids of recent multi-room events already delivered here
+        self._seen_order: deque[str] = deque()
 
     @property
     def layer(self):
@@ -97,8 +102,13 @@ class Fanout:
     def local_members(self, namespace: str, room: str) -> set[Socket]:
         return self._members.get((namespace, room), set())
 
-    async def deliver(self, namespace: str, room: str, frames: list, offset: str | None = None) -> None:
-        for socket in list(self._members.get((namespace, room), ())):
+    async def deliver(self, namespace: str, rooms: list[str], frames: list, offset: str | None = None) -> None:
+        """Write `frames` once to every local socket in any of `rooms`."""
+        if len(rooms) == 1:
+            targets = list(self._members.get((namespace, rooms[0]), ()))
+        else:
+            targets = list(dict.fromkeys(s for room in rooms for s in self._members.get((namespace, room), ())))
+        for socket in targets:
             if socket.recovering is not None:  # replaying missed events: hold live ones back
                 socket.recovering.append((offset, frames))
             else:
@@ -126,8 +136,16 @@ class Fanout:
                 logger.warning("fan-out channel got an unexpected %r message", message.get("type"))
                 continue
             try:
+                rooms = message["rooms"]
+                if len(rooms) > 1:  # it comes once per room group: deliver the first copy only
+                    if message["offset"] in self._seen:
+                        continue
+                    self._seen.add(message["offset"])
+                    self._seen_order.append(message["offset"])
+                    if len(self._seen_order) > SEEN_EVENTS:
+                        self._seen.discard(self._seen_order.popleft())
                 if "t" in message:
                     self.latency.record(time.time() - message["t"])
-                await self.deliver(message["namespace"], message["room"], message["frames"], message.get("offset"))
+                await self.deliver(message["namespace"], rooms, message["frames"], message.get("offset"))
             except Exception:
                 logger.exception("delivery to room %s failed", message.get("room"))

@@ -36,7 +36,7 @@ LOG_MAX_ENTRIES = 100_000
 class LoggedEvent:
     offset: str
     namespace: str
-    room: str
+    rooms: tuple[str, ...]
     event: str
     data: Any
 
@@ -63,11 +63,11 @@ class MemoryEventLog:
         self._counter = itertools.count(1)
         self._dropped_through = 0  # the newest offset no longer in the log
 
-    async def append(self, namespace: str, room: str, event: str, data: Any) -> str:
+    async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any) -> str:
         if len(self._entries) == self._entries.maxlen:
             self._dropped_through = int(self._entries[0].offset)
         offset = str(next(self._counter))
-        self._entries.append(LoggedEvent(offset, namespace, room, event, data))
+        self._entries.append(LoggedEvent(offset, namespace, tuple(rooms), event, data))
         return offset
 
     async def head(self) -> str:
@@ -78,7 +78,8 @@ class MemoryEventLog:
         after = int(offset_key(offset)[0])
         if after < self._dropped_through:
             return None
-        return [e for e in self._entries if int(e.offset) > after and e.room in rooms and e.namespace == namespace]
+        return [e for e in self._entries
+                if int(e.offset) > after and e.namespace == namespace and not rooms.isdisjoint(e.rooms)]
 
 
 class RedisEventLog:
@@ -87,8 +88,8 @@ class RedisEventLog:
         self.key = f"{prefix}:events"
         self.max_entries = max_entries
 
-    async def append(self, namespace: str, room: str, event: str, data: Any) -> str:
-        blob = msgpack.packb([namespace, room, event, data], use_bin_type=True)
+    async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any) -> str:
+        blob = msgpack.packb([namespace, list(rooms), event, data], use_bin_type=True)
         entry_id = await self.client.xadd(self.key, {"m": blob}, maxlen=self.max_entries, approximate=True)
         return entry_id.decode()
 
@@ -106,9 +107,9 @@ class RedisEventLog:
         entries = await self.client.xrange(self.key, min=f"({offset}", max="+")
         events = []
         for entry_id, fields in entries:
-            ns, room, event, data = msgpack.unpackb(fields[b"m"], raw=False)
-            if room in rooms and ns == namespace:
-                events.append(LoggedEvent(entry_id.decode(), ns, room, event, data))
+            ns, entry_rooms, event, data = msgpack.unpackb(fields[b"m"], raw=False)
+            if ns == namespace and not rooms.isdisjoint(entry_rooms):
+                events.append(LoggedEvent(entry_id.decode(), ns, tuple(entry_rooms), event, data))
         return events
 
 

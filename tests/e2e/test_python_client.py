@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 import socketio
 
@@ -157,3 +158,22 @@ async def test_emit_from_another_process_through_redis(server):
     await asyncio.to_thread(manage, server.env, "emit", "market:XLM_USDC", "market:price_update", payload)
     assert await rec.next("market:price_update") == data
     await client.disconnect()
+
+
+async def test_an_emit_to_several_rooms_reaches_each_socket_once(server):
+    both, _ = await connect(server, ["websocket"]), None
+    both_client, both_rec = both
+    one_client, one_rec = await connect(server, ["polling"])
+    for room in ("market:XLM_USDC", "system:notifications"):
+        await both_client.call("subscribe", {"room": room}, timeout=5)
+    await one_client.call("subscribe", {"room": "system:notifications"}, timeout=5)
+    async with aiohttp.ClientSession() as http:
+        body = {"rooms": ["market:XLM_USDC", "system:notifications"], "event": "market:price_update", "data": {"n": 1}}
+        async with http.post(f"{server.url}/__test__/emit", json=body) as resp:
+            assert resp.status == 200
+    assert await both_rec.next("market:price_update") == {"n": 1}
+    assert await one_rec.next("market:price_update") == {"n": 1}
+    with pytest.raises(asyncio.TimeoutError):
+        await both_rec.next("market:price_update", timeout=0.5)  # not a second copy
+    await both_client.disconnect()
+    await one_client.disconnect()

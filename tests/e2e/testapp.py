@@ -1,6 +1,6 @@
 """The product's ASGI application plus two test-only fixtures, for the end-to-end tests.
 
-- POST /__test__/emit {room, event, data}: calls the real emit API inside the server process,
+- POST /__test__/emit {room or rooms, event, data}: calls the real emit API inside the server process,
   so a test can emit "from outside the connection" on the in-memory layer too.
 - namespace /echo: acks every event with its arguments and emits them back, for binary and
   custom-namespace round trips through the product's own server.
@@ -33,7 +33,7 @@ async def application(scope, receive, send):
             if not message.get("more_body"):
                 break
         request = json.loads(body)
-        await emit(request["room"], request["event"], request["data"])
+        await emit(request.get("rooms") or request["room"], request["event"], request["data"])
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok"})
         return
