@@ -250,11 +250,12 @@ LOGGING = {
 # -- market feed -------------------------------------------------------------------------------
 # Horizon allows 3600 requests per hour per IP by default; the poll schedule is derived from it.
 HORIZON_REQUESTS_PER_HOUR = env_int("HORIZON_REQUESTS_PER_HOUR", 3600)
-# poll: Celery beat (or, without Redis, a loop in the server process) polls Horizon.
-# (the SSE streaming mode of issue 4 is not built yet: refuse it rather than feed nothing)
+# poll: Celery beat (or, without Redis, a loop in the server process) polls Horizon on a budget.
+# stream: `manage.py market_stream` follows Horizon's SSE streams (for operators with their own
+# Horizon: every streamed update counts against a public Horizon's rate limit).
 MARKET_FEED_MODE = env("MARKET_FEED_MODE", "poll")
-if MARKET_FEED_MODE != "poll":
-    raise ImproperlyConfigured(f"MARKET_FEED_MODE must be poll (streaming from Horizon is not available yet), not {MARKET_FEED_MODE!r}")
+if MARKET_FEED_MODE not in ("poll", "stream"):
+    raise ImproperlyConfigured(f"MARKET_FEED_MODE must be poll or stream, not {MARKET_FEED_MODE!r}")
 MARKET_ORDERBOOK_DEPTH = env_int("MARKET_ORDERBOOK_DEPTH", 20)
 
 

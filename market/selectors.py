@@ -154,8 +154,11 @@ def feed_health() -> str:
         return "ok"  # runs in the server process itself, started by the first market event
     last = cache.get(BEAT_KEY)
     stale_after = max(30.0, BEAT_STALE_TICKS * settings.MARKET_MIN_POLL_INTERVAL)
+    driver = "Celery beat tick"
+    if settings.MARKET_FEED_MODE == "stream":  # market_stream polls at least once a minute
+        stale_after, driver = 180.0, "market_stream poll"
     if last is None:
-        return "failed: no Celery beat tick seen yet"
+        return f"failed: no {driver} seen yet"
     if time.time() - last > stale_after:
-        return f"failed: no Celery beat tick for {int(time.time() - last)} s"
+        return f"failed: no {driver} for {int(time.time() - last)} s"
     return "ok"

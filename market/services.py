@@ -449,3 +449,34 @@ def pair_subscribers_change(*, name: str, delta: int) -> int:
         value = 0
     return value
 
+
+
+# -- streaming mode: Horizon's SSE streams say when to look again -------------------------------
+
+async def market_stream_changes(*, pair: MarketPair, changed: asyncio.Event) -> None:
+    """Follow the pair's trades and order book over Horizon's SSE streams, setting `changed`
+    whenever either moves; returns never, raises HorizonUnavailable when a stream breaks.
+
+    The stream is the signal, the poll (market_apoll) the work: one code path decides what is
+    news, and trades resume from the snapshot's cursor, so a reconnect repeats nothing.
+    """
+    base, counter = stellar_asset(pair.base_code, pair.base_issuer), stellar_asset(pair.counter_code, pair.counter_issuer)
+    previous = await cache.aget(selectors.snapshot_key(pair.name)) or {}
+    client = AiohttpClient()
+    server = ServerAsync(horizon_url(pair), client=client)
+
+    async def follow(builder) -> None:
+        async for _ in builder.stream():
+            changed.set()
+
+    trades = server.trades().for_asset_pair(base, counter).cursor(previous.get("cursor") or "now")
+    book = server.orderbook(base, counter).limit(settings.MARKET_ORDERBOOK_DEPTH)
+    try:
+        await asyncio.gather(follow(trades), follow(book))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        raise translate_error(exc) from exc
+    finally:
+        await client.close()
+    raise HorizonUnavailable("Horizon closed the stream")

@@ -58,6 +58,8 @@ def poll_result(pair: MarketPair, events: list | None) -> dict:
 def feed_tick() -> None:
     """Beat's heartbeat: queue a poll for every pair whose budgeted interval has elapsed."""
     services.feed_record_beat()
+    if settings.MARKET_FEED_MODE == "stream":
+        return  # `manage.py market_stream` drives the feed
     for pair in services.feed_claim_due_pairs():
         market_poll_pair.delay(pair.pk)
 
@@ -109,6 +111,12 @@ class InProcessFeed:
 def ensure_feed_running() -> None:
     """Start the in-process feed on the embedded default (called on the first market event)."""
     if settings.MARKET_FEED_IN_PROCESS:
-        InProcessFeed.ensure_running()
+        if settings.MARKET_FEED_MODE == "stream":
+            from .streaming import StreamFeed
+
+            if InProcessFeed._task is None or InProcessFeed._task.done():
+                InProcessFeed._task = asyncio.ensure_future(StreamFeed().run())
+        else:
+            InProcessFeed.ensure_running()
 
 

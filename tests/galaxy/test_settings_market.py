@@ -42,5 +42,5 @@ def test_redis_url_brings_the_redis_cache_and_celery_and_overrides_apply():
 
 
 def test_unavailable_feed_mode_and_bad_numbers_are_refused_by_name():
-    assert "MARKET_FEED_MODE must be poll" in load({"MARKET_FEED_MODE": "stream"}).stderr
+    assert "MARKET_FEED_MODE must be poll or stream" in load({"MARKET_FEED_MODE": "sse"}).stderr
     assert "MARKET_MIN_POLL_INTERVAL must be a number of seconds" in load({"MARKET_MIN_POLL_INTERVAL": "soon"}).stderr
