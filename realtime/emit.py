@@ -56,7 +56,9 @@ class Emitter:
     """A producer: the recovery log, the channel layer, and the retry queue of this process."""
 
     def __init__(self, log=None) -> None:
-        self.log = log if log is not None else make_event_log(settings.REDIS_URL, settings.REDIS_PREFIX)
+        self.log = log if log is not None else make_event_log(
+            settings.REDIS_URL, settings.RECOVERY_MAX_DISCONNECTION_MS, settings.REDIS_PREFIX
+        )
         self.queue = EventQueue(settings.EVENT_QUEUE_MAX, self.deliver)
 
     async def emit(self, item: RoomEvent) -> None:

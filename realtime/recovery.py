@@ -58,16 +58,24 @@ def valid_offset(offset: object) -> bool:
 
 
 class MemoryEventLog:
-    def __init__(self, max_entries: int = LOG_MAX_ENTRIES) -> None:
+    """Bounded by `max_entries` and by age: nobody can recover from older than `max_age_ms`."""
+
+    def __init__(self, max_age_ms: int, max_entries: int = LOG_MAX_ENTRIES) -> None:
+        self.max_age_ms = max_age_ms
         self._entries: deque[LoggedEvent] = deque(maxlen=max_entries)
+        self._logged_at: deque[float] = deque(maxlen=max_entries)
         self._counter = itertools.count(1)
         self._dropped_through = 0  # the newest offset no longer in the log
 
     async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any) -> str:
-        if len(self._entries) == self._entries.maxlen:
-            self._dropped_through = int(self._entries[0].offset)
+        now = time.monotonic()
+        horizon = now - self.max_age_ms / 1000
+        while self._entries and (len(self._entries) == self._entries.maxlen or self._logged_at[0] < horizon):
+            self._dropped_through = int(self._entries.popleft().offset)
+            self._logged_at.popleft()
         offset = str(next(self._counter))
         self._entries.append(LoggedEvent(offset, namespace, tuple(rooms), event, data))
+        self._logged_at.append(now)
         return offset
 
     async def head(self) -> str:
@@ -83,14 +91,25 @@ class MemoryEventLog:
 
 
 class RedisEventLog:
-    def __init__(self, redis_url: str, prefix: str, max_entries: int = LOG_MAX_ENTRIES) -> None:
+    """A Redis Stream: XADD trims it by length; every TRIM_EVERY appends it is also trimmed by
+    age (entry ids are milliseconds), as XADD takes one bound or the other, not both."""
+
+    TRIM_EVERY = 100
+
+    def __init__(self, redis_url: str, prefix: str, max_age_ms: int, max_entries: int = LOG_MAX_ENTRIES) -> None:
         self.client = redis_client(redis_url)
         self.key = f"{prefix}:events"
+        self.max_age_ms = max_age_ms
         self.max_entries = max_entries
+        self._appends = 0
 
     async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any) -> str:
         blob = msgpack.packb([namespace, list(rooms), event, data], use_bin_type=True)
         entry_id = await self.client.xadd(self.key, {"m": blob}, maxlen=self.max_entries, approximate=True)
+        self._appends += 1
+        if self._appends % self.TRIM_EVERY == 0:
+            oldest = int(time.time() * 1000) - self.max_age_ms
+            await self.client.xtrim(self.key, minid=f"{oldest}-0", approximate=False)
         return entry_id.decode()
 
     async def head(self) -> str:
@@ -150,8 +169,8 @@ class RedisSessionStore:
         return json.loads(raw) if raw else None
 
 
-def make_event_log(redis_url: str | None, redis_prefix: str = "galaxy"):
-    return RedisEventLog(redis_url, redis_prefix) if redis_url else MemoryEventLog()
+def make_event_log(redis_url: str | None, max_age_ms: int, redis_prefix: str = "galaxy"):
+    return RedisEventLog(redis_url, redis_prefix, max_age_ms) if redis_url else MemoryEventLog(max_age_ms)
 
 
 def make_session_store(redis_url: str | None, ttl_ms: int, redis_prefix: str = "galaxy"):

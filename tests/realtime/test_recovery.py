@@ -1,0 +1,71 @@
+"""The room event log: offsets in order, filtered by room, bounded in length and in age."""
+
+from __future__ import annotations
+
+import asyncio
+
+from realtime.recovery import MemoryEventLog, MemorySessionStore, offset_key, valid_offset
+
+
+async def test_events_after_an_offset_in_the_given_rooms_once_each():
+    log = MemoryEventLog(max_age_ms=60_000)
+    first = await log.append("/", ("market:A_B",), "e", 1)
+    await log.append("/", ("market:C_D",), "e", 2)
+    await log.append("/", ("market:A_B", "user:u1"), "e", 3)  # one event for two rooms
+    await log.append("/custom", ("market:A_B",), "e", 4)
+    got = await log.since(first, "/", {"market:A_B", "user:u1"})
+    assert [e.data for e in got] == [3]
+    assert await log.head() == "4"
+
+
+async def test_a_client_behind_what_the_log_keeps_is_told_so():
+    log = MemoryEventLog(max_age_ms=60_000, max_entries=3)
+    offsets = [await log.append("/", ("market:A_B",), "e", n) for n in range(5)]
+    assert await log.since(offsets[0], "/", {"market:A_B"}) is None  # trimmed by length
+    assert [e.data for e in await log.since(offsets[2], "/", {"market:A_B"})] == [3, 4]
+
+
+async def test_entries_older_than_the_recovery_window_are_dropped():
+    log = MemoryEventLog(max_age_ms=50)
+    old = await log.append("/", ("market:A_B",), "e", "old")
+    await asyncio.sleep(0.1)
+    await log.append("/", ("market:A_B",), "e", "new")
+    assert await log.since(str(int(old) - 1), "/", {"market:A_B"}) is None  # trimmed by age
+
+
+async def test_saved_sessions_are_taken_once_and_expire():
+    store = MemorySessionStore(ttl_ms=50)
+    await store.save("p1", {"sid": "s"})
+    assert await store.take("p1") == {"sid": "s"}
+    assert await store.take("p1") is None
+    await store.save("p2", {"sid": "t"})
+    await asyncio.sleep(0.1)
+    assert await store.take("p2") is None
+
+
+def test_offsets_compare_across_both_forms():
+    assert offset_key("1700000000000-3") < offset_key("1700000000001-0")
+    assert offset_key("12") < offset_key("13")
+    assert valid_offset("5") and valid_offset("1-2")
+    assert not valid_offset("x") and not valid_offset(5) and not valid_offset("1" * 50)
+
+
+async def test_the_redis_stream_is_trimmed_by_age_and_says_so():
+    import os
+
+    from realtime.recovery import RedisEventLog
+    from tests.servers import REDIS_URL
+
+    log = RedisEventLog(REDIS_URL, f"test-recovery-{os.getpid()}", max_age_ms=50)
+    log.TRIM_EVERY = 1
+    try:
+        old = await log.append("/", ("market:A_B",), "e", "old")
+        assert [e.data for e in await log.since("0-0", "/", {"market:A_B"})] == ["old"]
+        await asyncio.sleep(0.1)
+        new = await log.append("/", ("market:A_B",), "e", {"b": b"\x00"})  # binary survives
+        assert await log.head() == new
+        assert await log.since("0-0", "/", {"market:A_B"}) is None  # "old" aged out: told so
+        assert [e.data for e in await log.since(old, "/", {"market:A_B"})] == [{"b": b"\x00"}]
+    finally:
+        await log.client.delete(log.key)
+        await log.client.aclose()
