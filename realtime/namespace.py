@@ -36,7 +36,7 @@ class GalaxyNamespace(Namespace):
                  connection_limit, event_limiter, event_log) -> None:
         self.router = router
         self.event_log = event_log
-        self.heartbeat = HeartbeatEmitter(heartbeat_interval)
+        self.heartbeat = HeartbeatEmitter(heartbeat_interval, event_log)
         self.verifier = verifier
         self.connection_limit = connection_limit
         self.event_limiter = event_limiter
@@ -247,8 +247,11 @@ class HeartbeatEmitter:
     One timer per process, and the frame is encoded once per tick, not once per socket.
     """
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, event_log=None) -> None:
         self.interval = interval
+        # The log's head rides on each ping, so a quiet socket's offset stays inside the
+        # recovery window however long it has been connected without a room event.
+        self.event_log = event_log
         self.sockets: set[Socket] = set()
         self._task: asyncio.Task | None = None
 
@@ -263,7 +266,11 @@ class HeartbeatEmitter:
     async def _run(self) -> None:
         while self.sockets:
             await asyncio.sleep(self.interval)
-            frames: list[Any] = encode_event("ping", {"timestamp": now_ms()})
+            try:
+                offset = await self.event_log.head() if self.event_log is not None else None
+            except Exception:  # Redis down: the ping goes out all the same, without an offset
+                offset = None
+            frames: list[Any] = encode_event("ping", {"timestamp": now_ms()}, offset=offset)
             for socket in list(self.sockets):
                 try:
                     await socket.session.write(frames)

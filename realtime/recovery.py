@@ -91,38 +91,49 @@ class MemoryEventLog:
 
 
 class RedisEventLog:
-    """A Redis Stream: XADD trims it by length; every TRIM_EVERY appends it is also trimmed by
-    age (entry ids are milliseconds), as XADD takes one bound or the other, not both."""
+    """A Redis Stream, trimmed every TRIM_EVERY appends by age (entry ids are milliseconds) and
+    by length. Redis does not record how far a trim went, so the log keeps that boundary in a
+    key of its own: a client whose offset is before it may have missed events, and is told so.
+    """
 
     TRIM_EVERY = 100
 
     def __init__(self, redis_url: str, prefix: str, max_age_ms: int, max_entries: int = LOG_MAX_ENTRIES) -> None:
         self.client = redis_client(redis_url)
         self.key = f"{prefix}:events"
+        self.trimmed_key = f"{prefix}:events:trimmed-before"
         self.max_age_ms = max_age_ms
         self.max_entries = max_entries
         self._appends = 0
 
     async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any) -> str:
         blob = msgpack.packb([namespace, list(rooms), event, data], use_bin_type=True)
-        entry_id = await self.client.xadd(self.key, {"m": blob}, maxlen=self.max_entries, approximate=True)
+        entry_id = await self.client.xadd(self.key, {"m": blob})
         self._appends += 1
         if self._appends % self.TRIM_EVERY == 0:
-            oldest = int(time.time() * 1000) - self.max_age_ms
-            await self.client.xtrim(self.key, minid=f"{oldest}-0", approximate=False)
+            await self.trim()
         return entry_id.decode()
+
+    async def trim(self) -> None:
+        boundary = f"{int(time.time() * 1000) - self.max_age_ms}-0"
+        await self.client.xtrim(self.key, minid=boundary, approximate=False)
+        if await self.client.xlen(self.key) > self.max_entries:
+            await self.client.xtrim(self.key, maxlen=self.max_entries, approximate=False)
+            first = await self.client.xrange(self.key, count=1)
+            if first:
+                boundary = max(boundary, first[0][0].decode(), key=offset_key)
+        previous = await self.client.get(self.trimmed_key)
+        if previous is None or offset_key(boundary) > offset_key(previous.decode()):
+            await self.client.set(self.trimmed_key, boundary)
 
     async def head(self) -> str:
         entries = await self.client.xrevrange(self.key, count=1)  # one round trip per connect
         return entries[0][0].decode() if entries else "0-0"
 
     async def since(self, offset: str, namespace: str, rooms: set[str]) -> list[LoggedEvent] | None:
-        if await self.client.exists(self.key):
-            info = await self.client.xinfo_stream(self.key)
-            deleted = info.get("max-deleted-entry-id", b"0-0")
-            deleted = deleted.decode() if isinstance(deleted, bytes) else deleted
-            if offset_key(offset) < offset_key(deleted):
-                return None  # trimmed past the client's offset: it must refetch
+        boundary = await self.client.get(self.trimmed_key)
+        if boundary is not None and offset_key(offset) < offset_key(boundary.decode()):
+            return None  # trimmed past the client's offset: it must refetch
         entries = await self.client.xrange(self.key, min=f"({offset}", max="+")
         events = []
         for entry_id, fields in entries:

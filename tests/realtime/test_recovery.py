@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from realtime.recovery import MemoryEventLog, MemorySessionStore, offset_key, valid_offset
 
@@ -59,13 +60,16 @@ async def test_the_redis_stream_is_trimmed_by_age_and_says_so():
     log = RedisEventLog(REDIS_URL, f"test-recovery-{os.getpid()}", max_age_ms=50)
     log.TRIM_EVERY = 1
     try:
-        old = await log.append("/", ("market:A_B",), "e", "old")
-        assert [e.data for e in await log.since("0-0", "/", {"market:A_B"})] == ["old"]
+        start = f"{int(time.time() * 1000)}-0"
+        await log.append("/", ("market:A_B",), "e", "old")
+        assert [e.data for e in await log.since(start, "/", {"market:A_B"})] == ["old"]
         await asyncio.sleep(0.1)
+        recent = f"{int(time.time() * 1000) - 1}-0"
         new = await log.append("/", ("market:A_B",), "e", {"b": b"\x00"})  # binary survives
         assert await log.head() == new
-        assert await log.since("0-0", "/", {"market:A_B"}) is None  # "old" aged out: told so
-        assert [e.data for e in await log.since(old, "/", {"market:A_B"})] == [{"b": b"\x00"}]
+        assert await log.since(start, "/", {"market:A_B"}) is None  # older than the window: told so
+        assert [e.data for e in await log.since(recent, "/", {"market:A_B"})] == [{"b": b"\x00"}]
+        assert await log.client.xlen(log.key) == 1  # "old" is gone from Redis
     finally:
-        await log.client.delete(log.key)
+        await log.client.delete(log.key, log.trimmed_key)
         await log.client.aclose()
