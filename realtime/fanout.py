@@ -111,8 +111,11 @@ class Fanout:
         for socket in targets:
             if socket.recovering is not None:  # replaying missed events: hold live ones back
                 socket.recovering.append((offset, frames))
-            else:
+                continue
+            try:
                 await socket.session.write(frames)
+            except Exception:  # one broken socket must not cost the others this message
+                logger.exception("write to socket %s failed", socket.sid)
 
     async def _ensure_channel(self) -> str:
         async with self._channel_lock:
@@ -148,4 +151,4 @@ class Fanout:
                     self.latency.record(time.time() - message["t"])
                 await self.deliver(message["namespace"], rooms, message["frames"], message.get("offset"))
             except Exception:
-                logger.exception("delivery to room %s failed", message.get("room"))
+                logger.exception("delivery to rooms %s failed", message.get("rooms"))

@@ -87,10 +87,13 @@ class WebSocketTransport(TransportConsumer):
     async def send_frame(self, frame: Frame) -> None:
         if self.closed:
             return
-        if isinstance(frame, bytes):
-            await self.send({"type": "websocket.send", "bytes": frame})
-        else:
-            await self.send({"type": "websocket.send", "text": frame})
+        message = {"type": "websocket.send", "bytes": frame} if isinstance(frame, bytes) else {"type": "websocket.send", "text": frame}
+        try:
+            await self.base_send(message)
+        except Exception:
+            # The peer is gone and the server noticed before we did (daphne raises, uvicorn
+            # may too): nothing more can be written; websocket.disconnect follows.
+            self.closed = True
 
     async def close(self) -> None:
         if not self.closed:

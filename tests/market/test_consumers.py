@@ -130,7 +130,8 @@ async def test_horizon_failures_leave_the_feed_running_and_it_recovers(server, h
     assert prices == sorted(prices) and prices[-1] == 1.4
 
 
-async def test_feed_schedule_and_spend_are_served(server, horizon):
+async def test_feed_schedule_and_spend_are_served(server, horizon, inbox):
+    await inbox.call("market:subscribe", {"pairs": ["XLM_USDC"]})  # the feed polls watched pairs
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{server.url}/api/market/feed") as response:
             assert response.status == 200

@@ -79,3 +79,26 @@ async def test_group_left_with_the_last_local_socket_and_namespaces_kept_apart(l
     await fanout.leave_all(custom)
     assert not layer.groups.get(room_to_group("system:notifications"))
     assert main.rooms == set() and custom.rooms == set()
+
+
+class BrokenWriter:
+    """A transport whose peer vanished: every write raises, as daphne does after a close."""
+
+    async def send_frame(self, frame):
+        raise ConnectionError("Attempt to send on a closed protocol")
+
+    async def close(self):
+        pass
+
+
+async def test_a_socket_that_cannot_be_written_does_not_cost_the_others_the_message(layer):
+    fanout = Fanout()
+    *broken, healthy = polling_sockets(fanout, 20)  # many, so some come before the healthy one
+    for socket in broken:
+        socket.session.state = State.WEBSOCKET
+        socket.session.attach_websocket(BrokenWriter())
+    for socket in (*broken, healthy):
+        await socket.join("market:XLM_USDC")
+    await emit("market:XLM_USDC", "market:price_update", {"price": 2})
+    await wait_until(lambda: outbox(healthy))
+    assert outbox(healthy)[0].startswith('42["market:price_update",{"price":2}')
