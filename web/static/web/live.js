@@ -92,14 +92,15 @@ function showPrice(data) {
 }
 
 function drawChart() {
-  const min = Math.min(...points), max = Math.max(...points), span = max - min || 1;
+  const min = Math.min(...points), max = Math.max(...points), span = max - min;
   const step = points.length > 1 ? 300 / (points.length - 1) : 300;
-  const xy = points.map((p, i) => `${(i * step).toFixed(1)},${(95 - ((p - min) / span) * 90).toFixed(1)}`);
+  const y = (p) => (span ? 95 - ((p - min) / span) * 90 : 50).toFixed(1); // all equal: mid-height
+  const xy = points.map((p, i) => `${(i * step).toFixed(1)},${y(p)}`);
   if (points.length === 1) xy.push(`300,${xy[0].split(",")[1]}`); // one price: a flat line
   $("chart-line").setAttribute("points", xy.join(" "));
   const chart = $("chart");
   chart.dataset.points = String(points.length);
-  const summary = `${points.length} updates, low ${fmt(min)}, high ${fmt(max)}, last ${fmt(points.at(-1))}`;
+  const summary = `${points.length} update${points.length === 1 ? "" : "s"}, low ${fmt(min)}, high ${fmt(max)}, last ${fmt(points.at(-1))}`;
   chart.setAttribute("aria-label", `price chart: ${summary}`);
   $("chart-range").textContent = summary;
 }
