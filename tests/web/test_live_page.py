@@ -73,6 +73,17 @@ async def test_page_reconnects_by_itself_after_the_server_restarts(page, live_se
     await page.screenshot(path=ARTIFACTS / "web-live-page-after-restart.png", full_page=True)
 
 
+async def test_a_dropped_connection_is_recovered_with_the_events_it_missed(page, live_server, web_horizon):
+    await open_live_page(page, live_server)
+    await web_horizon.trade("0.1183", "5", base_is_seller=True)
+    await expect(page.locator("#price")).to_have_text("0.1183 USDC")
+    # The network drops (not a server restart): the session is saved for recovery.
+    await page.evaluate("galaxySocket.io.engine.close()")
+    await expect(page.locator("#conn-state")).to_have_attribute("data-state", "recovered")
+    await web_horizon.trade("0.1187", "6", base_is_seller=False)
+    await expect(page.locator("#price")).to_have_text("0.1187 USDC")  # rooms came back without rejoining
+
+
 async def test_signed_in_user_sees_wallet_transactions_and_automation_events(page, live_server):
     user = str(uuid.uuid4())
     token = (await asyncio.to_thread(manage, live_server.env, "mint_token", "--user", user, "--email", "ada@example.com")).stdout.strip()

@@ -10,6 +10,7 @@ const TOKEN_KEY = "galaxy.token"; // sessionStorage: the pasted token survives s
 
 // Same origin; polling first, then the upgrade to WebSocket, as any Socket.IO v4 client does.
 const socket = io({ reconnectionDelayMax: 5000 });
+window.galaxySocket = socket; // for the browser console (and the tests)
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
