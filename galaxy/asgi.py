@@ -9,6 +9,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402  (settings must 
 django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
@@ -33,7 +34,10 @@ lifecycle = Lifecycle(
 application = LifecycleMiddleware(
     ProtocolTypeRouter(
         {
-            "http": URLRouter([*http_routes, re_path(r"", django_application)]),
+            # Static files (the live page's script, the admin's) from the apps' static/ folders,
+            # with no collectstatic step; the Socket.IO route is exactly /socket.io/, so the
+            # client bundle at /socket.io/socket.io.min.js reaches Django (web.urls).
+            "http": URLRouter([*http_routes, re_path(r"", ASGIStaticFilesHandler(django_application))]),
             "websocket": URLRouter(websocket_routes),
         }
     ),

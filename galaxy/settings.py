@@ -185,6 +185,7 @@ INSTALLED_APPS = [
     "market",
     "transactions",
     "automation",
+    "web",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,4 +1,4 @@
-"""Django URLs: health, admin and the REST API."""
+"""Django URLs: health, admin, the REST API and the live page."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -12,4 +12,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/me", MeView.as_view()),
     path("api/market/", include("market.urls")),
+    path("", include("web.urls")),
 ]

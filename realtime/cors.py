@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -10,10 +11,15 @@ class CorsPolicy:
     allowed_origins: frozenset[str]  # exact origins; "*" allows any (development only)
     allow_credentials: bool
 
-    def allows(self, origin: str | None) -> bool:
+    def allows(self, origin: str | None, host: str | None = None) -> bool:
         # A request without Origin does not come from a browser page (mobile apps, servers,
         # CLI clients): CORS protects browsers' users, so there is nothing to enforce.
         if origin is None:
+            return True
+        # A page of this server itself (the live page at /) is same-origin, not cross-origin:
+        # Node's Socket.IO never refuses its own pages either. Host only, not the scheme, since
+        # TLS usually ends at a proxy in front.
+        if host is not None and urlsplit(origin).netloc.lower() == host.lower():
             return True
         return "*" in self.allowed_origins or origin in self.allowed_origins
 

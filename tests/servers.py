@@ -82,8 +82,9 @@ class ServerProcess:
             self.process.kill()
 
 
-def start_daphne(app: str, env: dict[str, str], log: Path) -> ServerProcess:
-    port = free_port()
+def start_daphne(app: str, env: dict[str, str], log: Path, port: int | None = None) -> ServerProcess:
+    """daphne serving `app` on `port` (a free one if None: a restart passes the old one)."""
+    port = port or free_port()
     return _start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app], port, env, log)
 
 

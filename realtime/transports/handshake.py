@@ -35,6 +35,11 @@ def origin_of(scope: dict) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
+def host_of(scope: dict) -> str | None:
+    value = header(scope, b"host")
+    return value.decode("latin-1") if value is not None else None
+
+
 def parse_handshake(scope: dict, transport: str) -> Handshake:
     """The EIO, transport and sid query parameters, or the Engine.IO error they deserve."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))

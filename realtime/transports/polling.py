@@ -13,7 +13,7 @@ from ..protocol.engineio import ErrorCode
 from ..protocol.errors import DecodeError
 from ..session import State
 from .base import TransportConsumer
-from .handshake import Gate, HandshakeError, header, origin_of, parse_handshake
+from .handshake import Gate, HandshakeError, header, host_of, origin_of, parse_handshake
 
 TEXT = b"text/plain; charset=UTF-8"
 JSON = b"application/json"
@@ -85,7 +85,7 @@ class PollingTransport(TransportConsumer):
         self.base_send = send
         self.origin = origin_of(scope)
         method = scope["method"]
-        if not self.cors.allows(self.origin):
+        if not self.cors.allows(self.origin, host_of(scope)):
             return await self.error(403, ErrorCode.FORBIDDEN)
         if method == "OPTIONS":
             headers = self.cors.preflight_headers(

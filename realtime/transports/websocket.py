@@ -9,7 +9,7 @@ from ..protocol import engineio as eio
 from ..protocol.errors import DecodeError
 from ..session import IllegalMove, State
 from .base import TransportConsumer
-from .handshake import Gate, HandshakeError, origin_of, parse_handshake
+from .handshake import Gate, HandshakeError, host_of, origin_of, parse_handshake
 
 
 class WebSocketTransport(TransportConsumer):
@@ -22,7 +22,7 @@ class WebSocketTransport(TransportConsumer):
         self.closed = False
 
     async def websocket_connect(self, message) -> None:
-        if not self.cors.allows(origin_of(self.scope)):
+        if not self.cors.allows(origin_of(self.scope), host_of(self.scope)):
             return await self.close()
         try:
             handshake = parse_handshake(self.scope, "websocket")
