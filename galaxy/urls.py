@@ -12,4 +12,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/me", MeView.as_view()),
     path("api/market/", include("market.urls")),
+    path("api/transactions/", include("transactions.urls")),
 ]
