@@ -139,9 +139,9 @@ def decode_envelope(envelope_xdr: str, network: str):
 def signed_by(envelope, public_key: str) -> bool:
     keypair, tx_hash = Keypair.from_public_key(public_key), envelope.hash()
     for signature in envelope.signatures:
-        if signature.signature_hint.signature_hint == keypair.signature_hint():
+        if signature.signature_hint == keypair.signature_hint():
             try:
-                keypair.verify(tx_hash, signature.signature.signature)
+                keypair.verify(tx_hash, signature.signature)
                 return True
             except BadSignatureError:
                 continue
