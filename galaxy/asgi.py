@@ -17,6 +17,7 @@ from realtime.app import build_engine, cleanups_of, gate_from_settings  # noqa: 
 from realtime.forwarding import Forwarder  # noqa: E402
 from realtime.lifecycle import Lifecycle, LifecycleMiddleware  # noqa: E402
 from realtime.transports import socketio_routes  # noqa: E402
+from transactions.tasks import ensure_watcher_running  # noqa: E402
 
 engine = build_engine()
 # Several nodes share sessions only through Redis; the in-memory layer is one process.
@@ -26,7 +27,9 @@ http_routes, websocket_routes = socketio_routes(engine, gate, forwarder=forwarde
 
 lifecycle = Lifecycle(
     engine,
-    on_start=[forwarder.start] if forwarder else [],
+    # The in-process transaction watcher (embedded default) runs from the first request: a
+    # socket hears its wallets' events in user:{id} without ever sending a transaction:* event.
+    on_start=[*([forwarder.start] if forwarder else []), ensure_watcher_running],
     cleanups=cleanups_of(engine, gate),
     cleanup_interval=settings.ROOM_CLEANUP_INTERVAL_MS / 1000,
 )

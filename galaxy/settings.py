@@ -291,3 +291,19 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "market-feed-tick": {"task": "market.feed_tick", "schedule": MARKET_MIN_POLL_INTERVAL, "options": {"expires": MARKET_MIN_POLL_INTERVAL * 5}},
 }
+
+# -- transactions ------------------------------------------------------------------------------
+# One watcher pass (pending hashes, then every active wallet's history) this often: a ledger
+# closes every 5-6 s, so more often finds nothing new; tests lower it.
+TRANSACTION_POLL_INTERVAL = env_seconds("TRANSACTION_POLL_INTERVAL", 5.0)
+# A tracked transaction still in no ledger this long after it was registered is failed with
+# errorCode tx_timeout (sooner when its own time bounds end). Stellar drops a transaction from
+# its queue after a few ledgers; five minutes covers slow submitters and network congestion.
+TRANSACTION_DEADLINE_SECONDS = env_seconds("TRANSACTION_DEADLINE_SECONDS", 300.0)
+# Without Redis there is no Celery: the server process runs the same watcher in its event loop.
+TRANSACTIONS_IN_PROCESS = env_bool("TRANSACTIONS_IN_PROCESS", not REDIS_URL)
+CELERY_BEAT_SCHEDULE["transactions-watch-tick"] = {
+    "task": "transactions.watch_tick", "schedule": TRANSACTION_POLL_INTERVAL,
+    # A tick not run within two intervals is superseded by the next one.
+    "options": {"expires": TRANSACTION_POLL_INTERVAL * 2},
+}

@@ -12,5 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/me", MeView.as_view()),
     path("api/market/", include("market.urls")),
+    path("api/transactions/", include("transactions.urls")),
     path("", include("web.urls")),
 ]

@@ -41,6 +41,11 @@ class EventRequest:
         await check_room_access(self.user, room)
         await self.socket.join(room)
 
+    async def authorize(self, room: str) -> None:
+        """Raise unless the room-access policy lets this socket's user into `room` (for reads
+        that answer with a room's data without joining it)."""
+        await check_room_access(self.user, validate_room(room))
+
     async def leave(self, room: str) -> None:
         await self.socket.leave(validate_room(room))
 

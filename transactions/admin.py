@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Wallet
+from .models import TrackedTransaction, Wallet
 
 
 @admin.register(Wallet)
@@ -8,3 +8,12 @@ class WalletAdmin(admin.ModelAdmin):
     list_display = ("id", "label", "public_key", "network", "status", "owner_id", "created_at")
     list_filter = ("network", "status")
     search_fields = ("id", "public_key", "owner_id", "label")
+    readonly_fields = ("cursor",)
+
+
+@admin.register(TrackedTransaction)
+class TrackedTransactionAdmin(admin.ModelAdmin):
+    list_display = ("hash", "wallet", "status", "amount", "asset", "ledger", "error_code", "created_at")
+    list_filter = ("status", "network")
+    search_fields = ("hash", "user_id", "from_address", "to_address")
+    readonly_fields = ("announced", "paging_token", "created_at", "updated_at")

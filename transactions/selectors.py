@@ -1,11 +1,60 @@
-"""Reads of the transactions app."""
+"""Reads of the transactions app: wallets by owner, tracked transactions, what the watcher follows."""
 
-from .models import Wallet
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from .errors import WalletNotFound
+from .models import TrackedTransaction, Wallet
 
 
 def wallet_owner(wallet_id: str) -> str | None:
     """The Supabase user id owning `wallet_id`, or None (named in REALTIME_ROOM_OWNERS)."""
     try:
         return Wallet.objects.filter(pk=wallet_id).values_list("owner_id", flat=True).first()
-    except Exception:  # not a UUID: no such wallet
+    except (ValidationError, ValueError):  # not a UUID: no such wallet
         return None
+
+
+def wallet_of(*, wallet_id: str, user_id: str | None = None) -> Wallet:
+    """The wallet (the caller's, when `user_id` is given), else WalletNotFound."""
+    try:
+        query = Wallet.objects.filter(pk=wallet_id)
+        if user_id is not None:
+            query = query.filter(owner_id=user_id)
+        wallet = query.first()
+    except (ValidationError, ValueError):
+        wallet = None
+    if wallet is None:
+        raise WalletNotFound(f"no wallet {wallet_id} of yours")
+    return wallet
+
+
+def user_wallets(*, user_id: str) -> list[Wallet]:
+    return list(Wallet.objects.filter(owner_id=user_id))
+
+
+def tracked_of_user(*, user_id: str, tx_hash: str) -> TrackedTransaction | None:
+    return TrackedTransaction.objects.filter(hash=tx_hash, user_id=user_id).select_related("wallet").order_by("-updated_at").first()
+
+
+def wallet_history(*, wallet: Wallet, limit: int) -> list[TrackedTransaction]:
+    return list(TrackedTransaction.objects.filter(wallet=wallet).order_by("-created_at")[:limit])
+
+
+def pending_hashes() -> list[str]:
+    return list(TrackedTransaction.objects.filter(status=TrackedTransaction.Status.PENDING)
+                .values_list("hash", flat=True).distinct())
+
+
+def followed_wallet_ids() -> list[str]:
+    """Every active wallet on this server's network.
+
+    Not only those with subscribers: realtime offers domain apps no room-size query, a socket
+    also hears its wallets' events through `user:{id}` (joined on authentication, never through
+    this app) and a subscription outlives nothing that tells this app it ended. Following an idle
+    wallet costs one Horizon request a pass; missing a listener would cost correctness.
+    """
+    return [str(pk) for pk in Wallet.objects.filter(status=Wallet.Status.ACTIVE, network=settings.STELLAR_NETWORK)
+            .values_list("pk", flat=True)]

@@ -39,6 +39,9 @@ AUTH_ENV = {
     "RATE_LIMIT_HANDSHAKES": "100000",
     # This run's own channels and keys on the shared Redis (pub/sub ignores database numbers).
     "REDIS_PREFIX": f"auth{os.getpid()}",
+    # These servers' wallets are only room owners: the transaction watcher (tests/transactions)
+    # would follow them on the default Horizon, and no test reaches the internet.
+    "TRANSACTIONS_IN_PROCESS": "false",
 }
 
 

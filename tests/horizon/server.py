@@ -6,7 +6,14 @@ Control API (JSON bodies; assets as "native" or "CODE:ISSUER"):
 - POST /_control/orderbook {base, counter, bids: [[p, a]], asks: [[p, a]]}   (amounts in base)
 - POST /_control/fail {count, status=500, retry_after?, mode: status|timeout|malformed, delay=5, path?, match?}
 - POST /_control/ratelimit {limit}     requests per hour before Horizon answers 429 by itself
-- POST /_control/transaction {source, destination, amount, asset?, successful?, memo?, hash?}
+- POST /_control/transaction {source, destination, amount, asset?, successful?, memo?, hash?, result_codes?}
+                                       a transaction in the next ledger (result_codes: Horizon's
+                                       {transaction: "tx_failed", operations: ["op_underfunded"]})
+- POST /_control/include {hash, successful?, result_codes?}  a transaction received by
+                                       POST /transactions_async enters the next ledger
+- POST /_control/submission {status, result_codes?}  the next transactions_async answers ERROR
+                                       (400, result codes), DUPLICATE (409) or TRY_AGAIN_LATER (503)
+- GET  /_control/submitted             {hash: envelope} received and not yet in a ledger
 - POST /_control/reset                 forget everything (markets, failures, counters)
 - GET  /_control/requests              {path: count} of Horizon requests served (not control ones)
 """
@@ -75,6 +82,7 @@ class LocalHorizon:
         self.world = World()
         self.rng = random.Random(seed)
         self.failures: list[Failure] = []
+        self.submission_answers: list[dict] = []  # scripted answers of the next transactions_async
         self.requests: Counter = Counter()
         self.rate_limit = DEFAULT_RATE_LIMIT
         self.window_start = time.time()
@@ -97,6 +105,9 @@ class LocalHorizon:
             web.post("/_control/ratelimit", self.control_ratelimit),
             web.post("/_control/transaction", self.control_transaction),
             web.post("/_control/reset", self.control_reset),
+            web.post("/_control/include", self.control_include),
+            web.post("/_control/submission", self.control_submission),
+            web.get("/_control/submitted", self.control_submitted),
             web.get("/_control/requests", self.control_requests),
         ])
         if live:
@@ -243,11 +254,27 @@ class LocalHorizon:
         return self.hal(self.world.transaction_json(tx))
 
     def _account_rows(self, request) -> list:
-        account = request.match_info["account"]
+        """The account's transactions, as Horizon pages them: `cursor` (a paging token, "now"),
+        `order`, `limit`, and failed ones only with include_failed=true."""
+        account, query = request.match_info["account"], request.query
         rows = [tx for tx in self.world.transactions.values() if account in (tx.source, tx.destination)]
-        if request.query.get("order", "asc") == "desc":
+        if query.get("include_failed", "false").lower() != "true":
+            rows = [tx for tx in rows if tx.successful]
+        desc = query.get("order", "asc") == "desc"
+        cursor = query.get("cursor")
+        if cursor == "now":
+            rows = [] if not desc else rows
+        elif cursor:
+            try:
+                key = int(cursor.split("-")[0])
+            except ValueError:
+                raise web.HTTPBadRequest(text=json.dumps({"type": "https://stellar.org/horizon-errors/bad_request",
+                                                          "title": "Bad Request", "status": 400, "detail": "invalid cursor"}),
+                                         content_type="application/json") from None
+            rows = [tx for tx in rows if (int(tx.token.split("-")[0]) < key if desc else int(tx.token.split("-")[0]) > key)]
+        if desc:
             rows.reverse()
-        return rows[: limit_param(request.query)]
+        return rows[: limit_param(query)]
 
     async def account_transactions(self, request):
         rows = [self.world.transaction_json(tx) for tx in self._account_rows(request)]
@@ -259,13 +286,37 @@ class LocalHorizon:
         return self.hal(self.world.collection(request.path, request.query_string, rows, request.query_string, request.query_string))
 
     async def submit_async(self, request):
+        """Horizon's async submission: decode, remember as received (in no ledger until
+        /_control/include), answer PENDING with the real hash, or a scripted answer."""
+        from stellar_sdk import TransactionEnvelope
+
+        from .world import TESTNET_PASSPHRASE, result_xdr
+
         form = await request.post()
         xdr = form.get("tx")
         if not xdr:
             return problem(400, "Transaction Malformed", "tx is required", "transaction_malformed")
-        import hashlib
-
-        tx_hash = hashlib.sha256(str(xdr).encode()).hexdigest()
+        try:
+            envelope = TransactionEnvelope.from_xdr(str(xdr), TESTNET_PASSPHRASE)
+        except Exception:
+            return problem(400, "Transaction Malformed", "Horizon could not decode the transaction envelope", "transaction_malformed")
+        tx_hash = envelope.hash_hex()
+        if self.submission_answers:
+            answer = self.submission_answers.pop(0)
+            status = {"ERROR": 400, "DUPLICATE": 409, "TRY_AGAIN_LATER": 503}[answer["status"]]
+            body = {"tx_status": answer["status"], "hash": tx_hash}
+            if answer["status"] == "ERROR":
+                body["errorResultXdr"] = result_xdr(False, answer.get("result_codes"))
+            return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+        tx = envelope.transaction
+        op = tx.operations[0] if tx.operations else None
+        asset = getattr(op, "asset", None)
+        self.world.submitted[tx_hash] = {
+            "xdr": str(xdr), "source": tx.source.account_id,
+            "destination": getattr(getattr(op, "destination", None), "account_id", "") if op else "",
+            "amount": str(getattr(op, "amount", "0")), "memo": getattr(tx.memo, "memo_text", b"").decode() if hasattr(tx.memo, "memo_text") else None,
+            "asset": "native" if asset is None or asset.is_native() else f"{asset.code}:{asset.issuer}",
+        }
         return web.Response(status=201, text=json.dumps({"tx_status": "PENDING", "hash": tx_hash}), content_type="application/json")
 
     async def _stream(self, request, page, cursor=None) -> web.StreamResponse:
@@ -316,12 +367,28 @@ class LocalHorizon:
     async def control_transaction(self, request):
         body = await request.json()
         tx = self.world.add_transaction(body["source"], body["destination"], body["amount"], body.get("asset", "native"),
-                                        bool(body.get("successful", True)), body.get("memo"), body.get("hash"))
+                                        bool(body.get("successful", True)), body.get("memo"), body.get("hash"),
+                                        result_codes=body.get("result_codes"))
         return web.json_response(self.world.transaction_json(tx))
+
+    async def control_include(self, request):
+        body = await request.json()
+        if body["hash"] not in self.world.submitted:
+            return web.json_response({"error": "not submitted"}, status=404)
+        tx = self.world.include_submitted(body["hash"], bool(body.get("successful", True)), body.get("result_codes"))
+        return web.json_response(self.world.transaction_json(tx))
+
+    async def control_submission(self, request):
+        self.submission_answers.append(await request.json())
+        return web.json_response({"ok": True})
+
+    async def control_submitted(self, request):
+        return web.json_response(self.world.submitted)
 
     async def control_reset(self, request):
         self.world = World()
         self.failures.clear()
+        self.submission_answers.clear()
         self.requests.clear()
         self.rate_limit, self.window_start, self.window_used = DEFAULT_RATE_LIMIT, time.time(), 0
         return web.json_response({"ok": True})

@@ -88,6 +88,42 @@ class Transaction:
     asset: str
     successful: bool
     memo: str | None
+    envelope_xdr: str = "AAAAAgAAAAA="
+    # Horizon's result codes: {"transaction": "tx_failed", "operations": ["op_underfunded"]}
+    result_codes: dict | None = None
+
+
+TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"
+
+
+def payment_envelope(source: str, destination: str, amount_, asset: str, memo: str | None, sequence: int) -> str:
+    """A real (unsigned) one-payment transaction envelope, as an account's history holds."""
+    from stellar_sdk import Account, Asset, TransactionBuilder
+
+    code, _, issuer = asset.partition(":")
+    builder = TransactionBuilder(Account(source, sequence - 1), TESTNET_PASSPHRASE, base_fee=100)
+    builder.append_payment_op(destination, Asset.native() if asset == "native" else Asset(code, issuer), amount(amount_))
+    if memo:
+        builder.add_text_memo(memo)
+    return builder.set_timeout(300).build().to_xdr()
+
+
+def result_xdr(successful: bool, codes: dict | None) -> str:
+    """A TransactionResult with Horizon's result codes (payment operations), as XDR."""
+    from stellar_sdk import xdr
+
+    codes = codes or ({"transaction": "tx_success", "operations": ["op_success"]} if successful
+                      else {"transaction": "tx_failed", "operations": ["op_underfunded"]})
+    tx_code = xdr.TransactionResultCode["tx" + codes["transaction"].removeprefix("tx_").upper()]
+    results = None
+    if tx_code in (xdr.TransactionResultCode.txSUCCESS, xdr.TransactionResultCode.txFAILED):
+        results = []
+        for op in codes.get("operations") or []:
+            payment = xdr.PaymentResult(xdr.PaymentResultCode["PAYMENT_" + op.removeprefix("op_").upper()])
+            tr = xdr.OperationResultTr(xdr.OperationType.PAYMENT, payment_result=payment)
+            results.append(xdr.OperationResult(xdr.OperationResultCode.opINNER, tr=tr))
+    result = xdr.TransactionResult(xdr.Int64(100), xdr.TransactionResultResult(tx_code, results=results), xdr.TransactionResultExt(0))
+    return result.to_xdr()
 
 
 class World:
@@ -97,6 +133,7 @@ class World:
         self.base_url = base_url
         self.markets: dict[tuple[str, str], Market] = {}
         self.transactions: dict[str, Transaction] = {}
+        self.submitted: dict[str, dict] = {}  # received by transactions_async, in no ledger yet
         self.ledger = FIRST_LEDGER
         self._ops = itertools.count(1)
         self.version = 0  # bumped on every change, for SSE streams to wait on
@@ -125,13 +162,33 @@ class World:
         self.version += 1
 
     def add_transaction(self, source: str, destination: str, amount_, asset: str = "native",
-                        successful: bool = True, memo: str | None = None, tx_hash: str | None = None) -> Transaction:
+                        successful: bool = True, memo: str | None = None, tx_hash: str | None = None,
+                        envelope_xdr: str | None = None, result_codes: dict | None = None) -> Transaction:
+        """A transaction in the next ledger: a real envelope (unless given) and its real hash."""
         ledger, token = self.next_token()
-        tx_hash = tx_hash or hashlib.sha256(f"{token}{source}{destination}".encode()).hexdigest()
-        tx = Transaction(tx_hash, ledger, token, time.time(), source, destination, Decimal(str(amount_)), asset, successful, memo)
+        if envelope_xdr is None:
+            try:
+                envelope_xdr = payment_envelope(source, destination, amount_, asset, memo, ledger * 1000)
+            except Exception:  # not real keys: a placeholder envelope, as before
+                envelope_xdr = "AAAAAgAAAAA="
+        if tx_hash is None:
+            from stellar_sdk import TransactionEnvelope
+
+            try:
+                tx_hash = TransactionEnvelope.from_xdr(envelope_xdr, TESTNET_PASSPHRASE).hash_hex()
+            except Exception:
+                tx_hash = hashlib.sha256(f"{token}{source}{destination}".encode()).hexdigest()
+        tx = Transaction(tx_hash, ledger, token, time.time(), source, destination, Decimal(str(amount_)), asset, successful, memo,
+                         envelope_xdr, result_codes)
         self.transactions[tx_hash] = tx
         self.version += 1
         return tx
+
+    def include_submitted(self, tx_hash: str, successful: bool = True, result_codes: dict | None = None) -> Transaction:
+        """A transaction received by transactions_async enters the next ledger."""
+        envelope = self.submitted.pop(tx_hash)
+        return self.add_transaction(envelope["source"], envelope["destination"], envelope["amount"], envelope["asset"],
+                                    successful, envelope["memo"], tx_hash, envelope["xdr"], result_codes)
 
     def seed_demo_markets(self, rng: random.Random) -> None:
         """XLM/USDC on both networks' USDC: a book around 0.12 and a day of trades."""
@@ -288,8 +345,8 @@ class World:
             "fee_charged": "100",
             "max_fee": "100",
             "operation_count": 1,
-            "envelope_xdr": "AAAAAgAAAAA=",
-            "result_xdr": "AAAAAAAAAGQAAAAAAAAAAQAAAAAAAAABAAAAAAAAAAA=" if tx.successful else "AAAAAAAAAGT/////AAAAAQAAAAAAAAAB/////gAAAAA=",
+            "envelope_xdr": tx.envelope_xdr,
+            "result_xdr": result_xdr(tx.successful, tx.result_codes),
             "fee_meta_xdr": "AAAAAgAAAAA=",
             "memo_type": "text" if tx.memo else "none",
             **({"memo": tx.memo} if tx.memo else {}),

@@ -1,0 +1,265 @@
+"""Transaction monitoring end to end: real Socket.IO clients, a real server (the in-process
+watcher on the embedded default) and the local Horizon scripted through its control API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+
+import aiohttp
+import pytest
+from stellar_sdk import Asset, Keypair, Network, TransactionBuilder
+from stellar_sdk.account import Account
+
+from tests.servers import start_daphne
+from tests.transactions.conftest import ARTIFACTS, DEADLINE_SECONDS, make_wallets, signed_in, token
+
+ALICE, BOB = str(uuid.uuid4()), str(uuid.uuid4())
+ALICE_KEY = Keypair.random()
+
+
+@pytest.fixture(scope="module")
+def wallets(env):
+    return make_wallets(env, {"alice": ALICE, "alice2": ALICE, "bob": BOB}, {"alice": ALICE_KEY.public_key})
+
+
+def new_hash() -> str:
+    return hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+
+
+async def post(server, path: str, user: str | None, body) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token(user)}"} if user else {}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.url}{path}", json=body, headers=headers) as response:
+            return response.status, await response.json()
+
+
+def signed_payment(keypair: Keypair, destination: str, amount: str = "12.5", passphrase: str = Network.TESTNET_NETWORK_PASSPHRASE,
+                   timeout: int = 300) -> str:
+    builder = TransactionBuilder(Account(keypair.public_key, 1000), passphrase, base_fee=100)
+    tx = builder.append_payment_op(destination, Asset.native(), amount).set_timeout(timeout).build()
+    tx.sign(keypair)
+    return tx.to_xdr()
+
+
+async def test_a_registered_hash_goes_pending_then_confirmed_once_to_a_socket_in_both_rooms(server, horizon, wallets):
+    alice = await signed_in(server, ALICE)
+    try:
+        wallet = wallets["alice"]
+        assert (await alice.call("transaction:subscribe", {"walletId": wallet["id"]}))["ok"] is True
+        tx_hash, dest = new_hash(), Keypair.random().public_key
+        status, body = await post(server, "/api/transactions/", ALICE,
+                                  {"walletId": wallet["id"], "hash": tx_hash, "toAddress": dest, "amount": "12.5"})
+        assert status == 201 and body["status"] == "pending", body
+        pending = await alice.next("transaction:pending")
+        assert pending == {"hash": tx_hash, "userId": ALICE, "walletId": wallet["id"], "fromAddress": wallet["key"],
+                           "toAddress": dest, "amount": 12.5, "asset": "XLM", "network": "testnet"}
+        record = await asyncio.to_thread(horizon.transaction, wallet["key"], dest, "12.5", hash=tx_hash)
+        confirmed = await alice.next("transaction:confirmed")
+        assert confirmed["hash"] == tx_hash and confirmed["blockNumber"] == record["ledger"]
+        assert set(confirmed) == {"hash", "userId", "walletId", "confirmedAt", "blockNumber"}
+        assert isinstance(confirmed["confirmedAt"], int) and confirmed["confirmedAt"] > 1_600_000_000_000
+        await alice.none("transaction:confirmed", 1.5)  # once, though the socket is in wallet: and user:
+        await alice.none("transaction:pending", 0.1)
+        # Registering again is idempotent: no second pending.
+        assert (await post(server, "/api/transactions/", ALICE, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
+        await alice.none("transaction:pending", 0.5)
+        status_reply = await alice.call("transaction:get_status", {"hash": tx_hash})
+        assert status_reply["ok"] is True and status_reply["status"] == "confirmed" and status_reply["blockNumber"] == record["ledger"]
+        assert (await alice.next("transaction:status"))["hash"] == tx_hash
+    finally:
+        await alice.close()
+
+
+async def test_a_failing_transaction_is_failed_with_horizons_result_code(server, horizon, wallets):
+    alice = await signed_in(server, ALICE)  # in user:{ALICE} only
+    try:
+        wallet, tx_hash = wallets["alice2"], new_hash()
+        assert (await post(server, "/api/transactions/", ALICE, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
+        await alice.next("transaction:pending")
+        await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "99", hash=tx_hash, successful=False,
+                                result_codes={"transaction": "tx_failed", "operations": ["op_underfunded"]})
+        failed = await alice.next("transaction:failed")
+        assert failed["hash"] == tx_hash and failed["errorCode"] == "op_underfunded"
+        assert "tx_failed" in failed["error"] and isinstance(failed["failedAt"], int)
+        assert set(failed) == {"hash", "userId", "walletId", "error", "errorCode", "failedAt"}
+    finally:
+        await alice.close()
+
+
+async def test_a_never_included_transaction_times_out(server, wallets):
+    alice = await signed_in(server, ALICE)
+    try:
+        tx_hash = new_hash()
+        assert (await post(server, "/api/transactions/", ALICE, {"walletId": wallets["alice2"]["id"], "hash": tx_hash}))[0] == 201
+        failed = await alice.next("transaction:failed", timeout=DEADLINE_SECONDS + 8)
+        assert failed["hash"] == tx_hash and failed["errorCode"] == "tx_timeout"
+    finally:
+        await alice.close()
+
+
+async def test_a_payment_made_elsewhere_to_a_subscribed_wallet_appears_once_and_in_history(server, horizon, wallets):
+    bob = await signed_in(server, BOB)
+    try:
+        wallet = wallets["bob"]
+        assert (await bob.call("transaction:subscribe", {"walletId": wallet["id"]}))["ok"] is True
+        await asyncio.sleep(1.5)  # the watcher's first look at the account has set its cursor
+        payer = Keypair.random().public_key
+        record = await asyncio.to_thread(horizon.transaction, payer, wallet["key"], "7")
+        confirmed = await bob.next("transaction:confirmed")
+        assert confirmed["hash"] == record["hash"] and confirmed["walletId"] == wallet["id"] and confirmed["userId"] == BOB
+        await bob.none("transaction:confirmed", 1.5)
+        history = await bob.call("transaction:get_history", {"walletId": wallet["id"]})
+        assert history["ok"] is True and history["partial"] is False
+        [entry] = [e for e in history["transactions"] if e["hash"] == record["hash"]]
+        assert entry["fromAddress"] == payer and entry["toAddress"] == wallet["key"] and entry["amount"] == 7.0
+        assert entry["status"] == "confirmed" and entry["blockNumber"] == record["ledger"]
+        assert (await bob.next("transaction:history"))["walletId"] == wallet["id"]
+    finally:
+        await bob.close()
+
+
+async def test_history_merges_horizon_newest_first_and_limits(server, horizon, wallets):
+    bob = await signed_in(server, BOB)
+    try:
+        wallet = wallets["bob"]
+        for amount in ("1", "2", "3"):
+            await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, amount)
+        reply = await bob.call("transaction:get_history", {"walletId": wallet["id"], "limit": 2})
+        assert reply["ok"] is True and [e["amount"] for e in reply["transactions"]] == [3.0, 2.0]
+    finally:
+        await bob.close()
+
+
+async def test_a_restarted_watcher_repeats_nothing_and_skips_nothing(env, server, horizon, wallets):
+    bob = await signed_in(server, BOB)
+    wallet = wallets["bob"]
+    seen = await asyncio.to_thread(horizon.transaction, Keypair.random().public_key, wallet["key"], "1")
+    await bob.call("transaction:subscribe", {"walletId": wallet["id"]})
+    while (await bob.next("transaction:confirmed"))["hash"] != seen["hash"]:
+        pass
+    await bob.close()
+    server.stop()
+    server.process.wait(10)
+    missed = await asyncio.to_thread(horizon.transaction, Keypair.random().public_key, wallet["key"], "2")
+    again = start_daphne("galaxy.asgi:application", env, ARTIFACTS / f"transactions-server-restarted-{os.getpid()}.log")
+    server.url, server.port, server.process = again.url, again.port, again.process  # later tests use the new one
+    bob = await signed_in(server, BOB)
+    try:
+        await bob.call("transaction:subscribe", {"walletId": wallet["id"]})
+        # The restart is not known to the client, so a missed event is only its own: the one
+        # made while the server was down arrives (from the stored cursor), nothing before it.
+        confirmed = await bob.next("transaction:confirmed", timeout=10)
+        assert confirmed["hash"] == missed["hash"]
+        await bob.none("transaction:confirmed", 2)
+    finally:
+        await bob.close()
+
+
+async def test_a_second_user_cannot_reach_the_first_users_wallet_by_any_path(server, horizon, wallets):
+    wallet, tx_hash = wallets["alice"], new_hash()
+    assert (await post(server, "/api/transactions/", ALICE, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
+    outside = await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "3")
+    bob = await signed_in(server, BOB)
+    try:
+        for event, data in (("transaction:subscribe", {"walletId": wallet["id"]}),
+                            ("transaction:get_history", {"walletId": wallet["id"]}),
+                            ("subscribe", {"room": f"wallet:{wallet['id']}"})):
+            reply = await bob.call(event, data)
+            assert reply["ok"] is False and reply["error"]["code"] == "forbidden", (event, reply)
+        for hash_ in (tx_hash, outside["hash"]):  # tracked, and only on Horizon
+            reply = await bob.call("transaction:get_status", {"hash": hash_})
+            assert reply["ok"] is False and reply["error"]["code"] == "not_found", reply
+        status, body = await post(server, "/api/transactions/", BOB, {"walletId": wallet["id"], "hash": new_hash()})
+        assert status == 404 and body["code"] == "not_found"
+        status, body = await post(server, "/api/transactions/submit", BOB,
+                                  {"walletId": wallet["id"], "envelope": signed_payment(ALICE_KEY, Keypair.random().public_key)})
+        assert status == 404
+        await bob.none("transaction:confirmed", 1.0)
+        await bob.none("transaction:pending", 0.1)
+    finally:
+        await bob.close()
+
+
+async def test_anonymous_sockets_get_the_auth_error_for_all_four(server, wallets):
+    from tests.auth.clients import Client
+
+    client = await Client().connect(server)
+    try:
+        for event, data in (("transaction:subscribe", {"walletId": wallets["alice"]["id"]}),
+                            ("transaction:unsubscribe", {"walletId": wallets["alice"]["id"]}),
+                            ("transaction:get_status", {"hash": new_hash()}),
+                            ("transaction:get_history", {"walletId": wallets["alice"]["id"]})):
+            reply = await client.call(event, data)
+            assert reply["ok"] is False and reply["error"]["code"] == "auth_required", (event, reply)
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("limit", [-1, 0, 201, 10**30, "abc", "50", 5.5, True, None, [50]])
+async def test_limit_abuse_gets_the_error_reply(server, wallets, limit):
+    bob = await signed_in(server, BOB)
+    try:
+        reply = await bob.call("transaction:get_history", {"walletId": wallets["bob"]["id"], "limit": limit})
+        assert reply["ok"] is False and reply["error"]["code"] == "invalid_payload" and "limit" in reply["error"]["details"]
+    finally:
+        await bob.close()
+
+
+@pytest.mark.parametrize("body,field", [({"hash": "XYZ"}, "hash"), ({"hash": "A" * 64}, "hash"), ({"hash": 5}, "hash"),
+                                        ({"toAddress": "GBAD"}, "toAddress"), ({"amount": "-1"}, "amount"), ({"walletId": ""}, "walletId")])
+async def test_rest_registration_refuses_bad_fields_as_drf_field_errors(server, wallets, body, field):
+    status, reply = await post(server, "/api/transactions/", ALICE, {"walletId": wallets["alice"]["id"], "hash": new_hash(), **body})
+    assert status == 400 and field in reply, reply
+
+
+async def test_rest_needs_a_token(server, wallets):
+    status, _ = await post(server, "/api/transactions/", None, {"walletId": wallets["alice"]["id"], "hash": new_hash()})
+    assert status in (401, 403)
+
+
+async def test_submit_decodes_checks_submits_and_tracks_a_signed_envelope(server, horizon, wallets):
+    alice = await signed_in(server, ALICE)
+    try:
+        wallet, dest = wallets["alice"], Keypair.random().public_key
+        envelope = signed_payment(ALICE_KEY, dest, "12.5")
+        status, body = await post(server, "/api/transactions/submit", ALICE, {"walletId": wallet["id"], "envelope": envelope})
+        assert status == 201, body
+        tx_hash = body["hash"]
+        submitted = await asyncio.to_thread(lambda: __import__("requests").get(f"{horizon.url}/_control/submitted", timeout=5).json())
+        assert tx_hash in submitted
+        pending = await alice.next("transaction:pending")
+        assert pending == {"hash": tx_hash, "userId": ALICE, "walletId": wallet["id"], "fromAddress": ALICE_KEY.public_key,
+                           "toAddress": dest, "amount": 12.5, "asset": "XLM", "network": "testnet"}
+        included = await asyncio.to_thread(horizon.control, "include", {"hash": tx_hash})
+        confirmed = await alice.next("transaction:confirmed")
+        assert confirmed["hash"] == tx_hash and confirmed["blockNumber"] == included["ledger"]
+    finally:
+        await alice.close()
+
+
+async def test_submit_refuses_what_is_not_the_wallets_or_not_for_its_network(server, horizon, wallets):
+    wallet, dest = wallets["alice"], Keypair.random().public_key
+    stranger = Keypair.random()
+    cases = {
+        "someone else's source": signed_payment(stranger, dest),
+        "signed by another key": (lambda: _resigned(stranger))(),
+        "another network": signed_payment(ALICE_KEY, dest, passphrase=Network.PUBLIC_NETWORK_PASSPHRASE),
+        "not XDR": "definitely-not-xdr",
+    }
+    for name, envelope in cases.items():
+        status, body = await post(server, "/api/transactions/submit", ALICE, {"walletId": wallet["id"], "envelope": envelope})
+        assert status == 400 and body["code"] == "invalid_envelope", (name, body)
+    await asyncio.to_thread(horizon.control, "submission", {"status": "ERROR", "result_codes": {"transaction": "tx_failed", "operations": ["op_underfunded"]}})
+    status, body = await post(server, "/api/transactions/submit", ALICE, {"walletId": wallet["id"], "envelope": signed_payment(ALICE_KEY, dest)})
+    assert status == 400 and body["code"] == "submission_rejected" and body["details"]["errorCode"] == "op_underfunded", body
+
+
+def _resigned(stranger: Keypair) -> str:
+    """ALICE's transaction signed by someone else."""
+    builder = TransactionBuilder(Account(ALICE_KEY.public_key, 1000), Network.TESTNET_NETWORK_PASSPHRASE, base_fee=100)
+    tx = builder.append_payment_op(Keypair.random().public_key, Asset.native(), "1").set_timeout(300).build()
+    tx.sign(stranger)
+    return tx.to_xdr()

@@ -1,0 +1,422 @@
+"""Tracked transactions: register, submit, settle from Horizon, follow wallets, and what is owed to clients.
+
+Every state change is a database write; the events clients get are derived from the rows
+(`announced` trails `status`), claimed atomically by whoever emits them, so a crash or a restart
+between a change and its emit neither repeats nor loses the event. Horizon calls are async
+(transactions.horizon); the sync entry points wrap them with async_to_sync for Celery and views.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone as dj_timezone
+from stellar_sdk import FeeBumpTransactionEnvelope, Keypair, TransactionEnvelope
+from stellar_sdk.exceptions import BadSignatureError
+
+from . import horizon, selectors
+from .errors import HorizonUnavailable as HorizonUnavailableError
+from .errors import InvalidEnvelope, SubmissionRejected, TransactionNotFound
+from .horizon import PASSPHRASES, HorizonUnavailable
+from .models import TrackedTransaction, Wallet
+
+logger = logging.getLogger(__name__)
+
+Status = TrackedTransaction.Status
+# rooms, event name, payload
+Event = tuple[list[str], str, dict]
+TIMEOUT_CODE = "tx_timeout"
+# A transaction whose time bounds have passed may still sit in the ledger that closed at that
+# moment; a ledger and a half (Horizon ingests ~5 s after close) is allowed before calling it.
+TIME_BOUNDS_GRACE_SECONDS = 8
+# Pages of an account's history one follow pass reads (200 each); more waits for the next pass.
+FOLLOW_PAGES = 5
+
+
+# A follow of one wallet holds its lock at most this long: one request per page, each bounded.
+def follow_lock_seconds() -> float:
+    return FOLLOW_PAGES * settings.HORIZON_REQUEST_TIMEOUT + 5
+
+
+def ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def parse_time(value: str | None) -> datetime:
+    if not value:
+        return dj_timezone.now()
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def asset_name(asset) -> str:
+    return "XLM" if asset is None or asset.is_native() else f"{asset.code}:{asset.issuer}"
+
+
+def amount_number(value: Decimal) -> float:
+    return float(round(Decimal(value), 7))
+
+
+# -- payloads (the seed's fields, numbers as numbers, times in epoch ms) -----------------------
+
+def rooms_of(tx: TrackedTransaction) -> list[str]:
+    return [f"wallet:{tx.wallet_id}", f"user:{tx.user_id}"]
+
+
+def event_of(tx: TrackedTransaction) -> tuple[str, dict]:
+    base = {"hash": tx.hash, "userId": tx.user_id, "walletId": str(tx.wallet_id)}
+    if tx.status == Status.CONFIRMED:
+        data = {**base, "confirmedAt": ms(tx.confirmed_at)}
+        if tx.ledger is not None:
+            data["blockNumber"] = tx.ledger
+        return "transaction:confirmed", data
+    if tx.status == Status.FAILED:
+        return "transaction:failed", {**base, "error": tx.error, "errorCode": tx.error_code, "failedAt": ms(tx.failed_at)}
+    return "transaction:pending", {**base, "fromAddress": tx.from_address, "toAddress": tx.to_address,
+                                   "amount": amount_number(tx.amount), "asset": tx.asset, "network": tx.network}
+
+
+def status_of(tx: TrackedTransaction) -> dict:
+    """A transaction as `transaction:status` and history entries show it."""
+    data = {
+        "hash": tx.hash, "userId": tx.user_id, "walletId": str(tx.wallet_id), "status": tx.status,
+        "fromAddress": tx.from_address, "toAddress": tx.to_address, "amount": amount_number(tx.amount),
+        "asset": tx.asset, "network": tx.network, "createdAt": ms(tx.created_at), "source": "server",
+    }
+    if tx.ledger is not None:
+        data["blockNumber"] = tx.ledger
+    if tx.status == Status.CONFIRMED:
+        data["confirmedAt"] = ms(tx.confirmed_at)
+    if tx.status == Status.FAILED:
+        data.update(error=tx.error, errorCode=tx.error_code, failedAt=ms(tx.failed_at))
+    return data
+
+
+# -- envelopes ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Movement:
+    """Who pays whom what in a transaction (its first payment-like operation)."""
+
+    from_address: str
+    to_address: str
+    amount: Decimal
+    asset: str
+
+
+def movement_of(envelope) -> Movement:
+    tx = envelope.transaction.inner_transaction_envelope.transaction if isinstance(envelope, FeeBumpTransactionEnvelope) else envelope.transaction
+    source = tx.source.account_id
+    for op in tx.operations:
+        destination = getattr(op, "destination", None)
+        amount = getattr(op, "amount", None) or getattr(op, "starting_balance", None) or getattr(op, "dest_amount", None)
+        if destination is not None and amount is not None:
+            asset = getattr(op, "asset", None) or getattr(op, "dest_asset", None)
+            return Movement(op.source.account_id if op.source else source, getattr(destination, "account_id", str(destination)),
+                            Decimal(str(amount)), asset_name(asset))
+    return Movement(source, "", Decimal(0), "XLM")
+
+
+def decode_envelope(envelope_xdr: str, network: str):
+    try:
+        try:
+            return TransactionEnvelope.from_xdr(envelope_xdr, PASSPHRASES[network])
+        except Exception:
+            return FeeBumpTransactionEnvelope.from_xdr(envelope_xdr, PASSPHRASES[network])
+    except Exception:
+        raise InvalidEnvelope("not a transaction envelope (base64 XDR)") from None
+
+
+def signed_by(envelope, public_key: str) -> bool:
+    keypair, tx_hash = Keypair.from_public_key(public_key), envelope.hash()
+    for signature in envelope.signatures:
+        if signature.signature_hint == keypair.signature_hint():
+            try:
+                keypair.verify(tx_hash, signature.signature)
+                return True
+            except BadSignatureError:
+                continue
+    return False
+
+
+def movement_of_record(record: dict, network: str) -> Movement:
+    try:
+        return movement_of(TransactionEnvelope.from_xdr(record["envelope_xdr"], PASSPHRASES[network]))
+    except Exception:
+        return Movement(record.get("source_account", ""), "", Decimal(0), "XLM")
+
+
+# -- registering and submitting -----------------------------------------------------------------
+
+def deadline_from(now: datetime, max_time: int = 0) -> datetime:
+    deadline = now + timedelta(seconds=settings.TRANSACTION_DEADLINE_SECONDS)
+    if max_time:
+        deadline = min(deadline, datetime.fromtimestamp(max_time + TIME_BOUNDS_GRACE_SECONDS, timezone.utc))
+    return deadline
+
+
+def _track(*, wallet: Wallet, tx_hash: str, movement: Movement, max_time: int = 0) -> TrackedTransaction:
+    now = dj_timezone.now()
+    try:
+        with transaction.atomic():
+            tracked, _ = TrackedTransaction.objects.get_or_create(hash=tx_hash, wallet=wallet, defaults={
+                "user_id": wallet.owner_id, "from_address": movement.from_address, "to_address": movement.to_address,
+                "amount": movement.amount, "asset": movement.asset, "network": wallet.network,
+                "expires_at": deadline_from(now, max_time),
+            })
+    except IntegrityError:  # registered twice at once: the other one won
+        tracked = TrackedTransaction.objects.get(hash=tx_hash, wallet=wallet)
+    return tracked
+
+
+def transaction_register(*, user_id: str, wallet_id: str, tx_hash: str, to_address: str = "",
+                         amount: Decimal = Decimal(0), asset: str = "XLM") -> TrackedTransaction:
+    """Track a hash the caller submitted from its own wallet (idempotent: once per wallet)."""
+    wallet = selectors.wallet_of(wallet_id=wallet_id, user_id=user_id)
+    return _track(wallet=wallet, tx_hash=tx_hash, movement=Movement(wallet.public_key, to_address, Decimal(amount), asset))
+
+
+def transaction_submit(*, user_id: str, wallet_id: str, envelope_xdr: str) -> TrackedTransaction:
+    """Check a signed envelope is the caller's wallet's, on its network; submit it; track it."""
+    wallet = selectors.wallet_of(wallet_id=wallet_id, user_id=user_id)
+    if wallet.network != settings.STELLAR_NETWORK:
+        raise InvalidEnvelope(f"wallet {wallet_id} is on {wallet.network}; this server submits to {settings.STELLAR_NETWORK}")
+    envelope = decode_envelope(envelope_xdr, wallet.network)
+    inner = envelope.transaction.inner_transaction_envelope if isinstance(envelope, FeeBumpTransactionEnvelope) else envelope
+    if inner.transaction.source.account_id != wallet.public_key:
+        raise InvalidEnvelope(f"the transaction's source account is not wallet {wallet_id}'s ({wallet.public_key})")
+    if not signed_by(inner, wallet.public_key):
+        # The signature covers the network passphrase: another network's transaction fails here too.
+        raise InvalidEnvelope(f"the transaction is not signed by wallet {wallet_id}'s key for the {wallet.network} network")
+    bounds = inner.transaction.preconditions.time_bounds if inner.transaction.preconditions else None
+    max_time = bounds.max_time if bounds else 0
+    if max_time and max_time < time.time():
+        raise InvalidEnvelope("the transaction's time bounds have already passed")
+    try:
+        tx_hash = async_to_sync(horizon.submit_async)(envelope_xdr)
+    except horizon.SubmissionRejected as exc:
+        raise SubmissionRejected(str(exc), details={"errorCode": exc.code}) from exc
+    except HorizonUnavailable as exc:
+        raise HorizonUnavailableError(str(exc)) from exc
+    return _track(wallet=wallet, tx_hash=tx_hash or envelope.hash_hex(), movement=movement_of(envelope), max_time=max_time)
+
+
+# -- settling from Horizon ----------------------------------------------------------------------
+
+def _settle(tracked: TrackedTransaction, record: dict) -> None:
+    """Apply Horizon's transaction resource to a row (confirmed or failed, with its ledger)."""
+    at = parse_time(record.get("created_at"))
+    tracked.ledger = record.get("ledger")
+    tracked.paging_token = str(record.get("paging_token", ""))
+    if record.get("successful"):
+        tracked.status, tracked.confirmed_at = Status.CONFIRMED, at
+    else:
+        tx_code, op_codes = horizon.result_codes(record.get("result_xdr", ""))
+        tracked.status, tracked.failed_at = Status.FAILED, at
+        tracked.error_code = horizon.first_failure(tx_code, op_codes)
+        tracked.error = f"transaction failed: {horizon.describe(tx_code, op_codes)}"
+
+
+def pending_settle(*, tx_hash: str, record: dict | None, now: datetime | None = None) -> int:
+    """Settle the pending rows of `tx_hash` from Horizon's answer (None: in no ledger yet), or
+    time them out past their deadline; how many rows changed."""
+    now = now or dj_timezone.now()
+    changed = 0
+    with transaction.atomic():
+        for tracked in TrackedTransaction.objects.select_for_update().filter(hash=tx_hash, status=Status.PENDING):
+            if record is not None:
+                _settle(tracked, record)
+            elif tracked.expires_at is not None and tracked.expires_at <= now:
+                tracked.status, tracked.failed_at, tracked.error_code = Status.FAILED, now, TIMEOUT_CODE
+                tracked.error = "the transaction was not included in a ledger before its deadline"
+            else:
+                continue
+            tracked.save()
+            changed += 1
+    return changed
+
+
+async def pending_acheck(*, tx_hash: str) -> int:
+    """Ask Horizon about one pending hash and settle it; raises HorizonUnavailable."""
+    record = await horizon.fetch_transaction(tx_hash)
+    return await sync_to_async(pending_settle)(tx_hash=tx_hash, record=record)
+
+
+# -- following wallets --------------------------------------------------------------------------
+
+class CursorMoved(Exception):
+    """Another process advanced the wallet's cursor meanwhile: this page is theirs to record."""
+
+
+def wallet_record_page(*, wallet_id: str, since: str, records: list[dict]) -> str:
+    """Record a page of the account's transactions (oldest first) and move the cursor past it, in
+    one database transaction; the new cursor. New transactions become rows already settled; a
+    pending row of ours is settled; a row already settled is left (its event went out)."""
+    if not records:
+        return since
+    with transaction.atomic():
+        wallet = Wallet.objects.select_for_update().get(pk=wallet_id)
+        if wallet.cursor != since:
+            raise CursorMoved(wallet_id)
+        for record in records:
+            tracked = TrackedTransaction.objects.select_for_update().filter(hash=record["hash"], wallet=wallet).first()
+            if tracked is None:
+                movement = movement_of_record(record, wallet.network)
+                tracked = TrackedTransaction(hash=record["hash"], wallet=wallet, user_id=wallet.owner_id, network=wallet.network,
+                                             from_address=movement.from_address, to_address=movement.to_address,
+                                             amount=movement.amount, asset=movement.asset)
+            elif tracked.status != Status.PENDING:
+                continue
+            _settle(tracked, record)
+            tracked.save()
+        wallet.cursor = str(records[-1]["paging_token"])
+        wallet.save(update_fields=["cursor"])
+    return wallet.cursor
+
+
+def _wallet_lock(wallet_id: str) -> str | None:
+    token = uuid.uuid4().hex
+    return token if cache.add(f"transactions:follow:{wallet_id}", token, follow_lock_seconds()) else None
+
+
+def _wallet_unlock(wallet_id: str, token: str) -> None:
+    if cache.get(f"transactions:follow:{wallet_id}") == token:
+        cache.delete(f"transactions:follow:{wallet_id}")
+
+
+def _wallet_start(wallet_id: str, token: str) -> str:
+    """A first look at the account: its latest transaction is where following starts (history
+    is not news); "0" for an account with none yet (everything after is)."""
+    Wallet.objects.filter(pk=wallet_id, cursor="").update(cursor=token or "0")
+    return Wallet.objects.values_list("cursor", flat=True).get(pk=wallet_id)
+
+
+async def wallet_afollow(*, wallet_id: str) -> int | None:
+    """Read the account's new transactions after its cursor; rows recorded, or None when another
+    process is following it right now. Raises HorizonUnavailable."""
+    token = await sync_to_async(_wallet_lock)(wallet_id)
+    if token is None:
+        return None
+    try:
+        wallet = await Wallet.objects.aget(pk=wallet_id)
+        cursor = wallet.cursor
+        if not cursor:
+            latest = await horizon.fetch_account_transactions(wallet.public_key, cursor=None, desc=True, limit=1)
+            await sync_to_async(_wallet_start)(wallet_id, str(latest[0]["paging_token"]) if latest else "")
+            return 0
+        recorded = 0
+        for _ in range(FOLLOW_PAGES):
+            records = await horizon.fetch_account_transactions(wallet.public_key, cursor=cursor, desc=False, limit=horizon.PAGE)
+            try:
+                cursor = await sync_to_async(wallet_record_page)(wallet_id=wallet_id, since=cursor, records=records)
+            except CursorMoved:
+                return recorded
+            recorded += len(records)
+            if len(records) < horizon.PAGE:
+                break
+        return recorded
+    finally:
+        await sync_to_async(_wallet_unlock)(wallet_id, token)
+
+
+# -- what is owed to clients --------------------------------------------------------------------
+
+def announcements_claim(*, limit: int = 500) -> list[tuple[int, str, Event]]:
+    """Claim the events owed (rows whose status was not announced yet), oldest change first:
+    [(row id, the previous announced status, event)]. A claim is a conditional update, so two
+    processes never emit the same one; the caller emits, or gives the claim back."""
+    owed = TrackedTransaction.objects.exclude(announced=F("status")).order_by("updated_at")[:limit]
+    claimed = []
+    for tracked in owed:
+        if TrackedTransaction.objects.filter(pk=tracked.pk, announced=tracked.announced, status=tracked.status).update(announced=tracked.status):
+            name, data = event_of(tracked)
+            claimed.append((tracked.pk, tracked.announced, (rooms_of(tracked), name, data)))
+    return claimed
+
+
+def announcement_release(*, pk: int, previous: str) -> None:
+    """Give a claim back after its emit failed, so a later pass emits it."""
+    TrackedTransaction.objects.filter(pk=pk).update(announced=previous)
+
+
+def tracked_announce_now(tracked: TrackedTransaction) -> list[tuple[int, str, Event]]:
+    """Claim one row's owed event (a view emits its `pending` at once, not a poll later)."""
+    if TrackedTransaction.objects.filter(pk=tracked.pk, status=tracked.status).exclude(announced=tracked.status).update(announced=tracked.status):
+        name, data = event_of(tracked)
+        return [(tracked.pk, tracked.announced, (rooms_of(tracked), name, data))]
+    return []
+
+
+# -- reads for clients that need Horizon ---------------------------------------------------------
+
+def record_status(record: dict, *, wallet: Wallet) -> dict:
+    """Horizon's transaction resource as a status/history entry of `wallet`."""
+    movement = movement_of_record(record, wallet.network)
+    at = ms(parse_time(record.get("created_at")))
+    data = {
+        "hash": record["hash"], "userId": wallet.owner_id, "walletId": str(wallet.pk),
+        "status": Status.CONFIRMED if record.get("successful") else Status.FAILED,
+        "fromAddress": movement.from_address, "toAddress": movement.to_address, "amount": amount_number(movement.amount),
+        "asset": movement.asset, "network": wallet.network, "createdAt": at, "blockNumber": record.get("ledger"), "source": "horizon",
+    }
+    if record.get("successful"):
+        data["confirmedAt"] = at
+    else:
+        tx_code, op_codes = horizon.result_codes(record.get("result_xdr", ""))
+        data.update(error=f"transaction failed: {horizon.describe(tx_code, op_codes)}",
+                    errorCode=horizon.first_failure(tx_code, op_codes), failedAt=at)
+    return data
+
+
+def _involved_wallet(record: dict, wallets: list[Wallet]) -> Wallet | None:
+    keys = {w.public_key: w for w in wallets if w.network == settings.STELLAR_NETWORK}
+    if record.get("source_account") in keys:
+        return keys[record["source_account"]]
+    movement = movement_of_record(record, settings.STELLAR_NETWORK)
+    return keys.get(movement.to_address) or keys.get(movement.from_address)
+
+
+async def transaction_astatus(*, user_id: str, tx_hash: str) -> dict:
+    """The status of a transaction of one of the caller's wallets: the database's, else Horizon's."""
+    tracked = await sync_to_async(selectors.tracked_of_user)(user_id=user_id, tx_hash=tx_hash)
+    if tracked is not None:
+        return status_of(tracked)
+    wallets = await sync_to_async(selectors.user_wallets)(user_id=user_id)
+    if not wallets:
+        raise TransactionNotFound(f"no transaction {tx_hash} of your wallets")
+    try:
+        record = await horizon.fetch_transaction(tx_hash)
+    except HorizonUnavailable as exc:
+        raise HorizonUnavailableError() from exc
+    wallet = _involved_wallet(record, wallets) if record else None
+    if wallet is None:  # unknown, or someone else's: the same answer
+        raise TransactionNotFound(f"no transaction {tx_hash} of your wallets")
+    return record_status(record, wallet=wallet)
+
+
+async def wallet_ahistory(*, wallet_id: str, limit: int) -> dict:
+    """The wallet's transactions, newest first: tracked ones merged with Horizon's account history
+    (the tracked row wins for a hash in both). Horizon down: the database's alone, `partial`."""
+    wallet = await sync_to_async(selectors.wallet_of)(wallet_id=wallet_id)
+    rows = [status_of(tx) for tx in await sync_to_async(selectors.wallet_history)(wallet=wallet, limit=limit)]
+    partial = False
+    records: list[dict] = []
+    if wallet.network == settings.STELLAR_NETWORK:
+        try:
+            records = await horizon.fetch_account_transactions(wallet.public_key, cursor=None, desc=True, limit=min(limit, horizon.PAGE))
+        except HorizonUnavailable as exc:
+            logger.warning("history of wallet %s from the database only: %s", wallet_id, exc)
+            partial = True
+    known = {row["hash"] for row in rows}
+    merged = rows + [record_status(r, wallet=wallet) for r in records if r.get("hash") not in known]
+    merged.sort(key=lambda entry: entry.get("confirmedAt") or entry.get("failedAt") or entry["createdAt"] or 0, reverse=True)
+    return {"walletId": str(wallet.pk), "transactions": merged[:limit], "partial": partial}

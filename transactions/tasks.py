@@ -1,0 +1,138 @@
+"""The watcher's interfaces: Celery beat tasks, and the same passes in-process for the embedded default.
+
+Each pass asks Horizon about every pending transaction (settled, failed, or timed out) and
+follows every active wallet's account history from its stored cursor; then the events the
+database says are owed go out, once each, to `wallet:{id}` and `user:{owner}` together.
+Retries live here: a Horizon failure waits for the next pass (one TRANSACTION_POLL_INTERVAL),
+an emit through a Redis fault is retried for EMIT_RETRY_SECONDS and otherwise given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from asgiref.sync import async_to_sync, sync_to_async
+from celery import shared_task
+from django.conf import settings
+
+from realtime.api import emit, emit_sync
+
+from . import selectors, services
+from .horizon import HorizonUnavailable
+
+logger = logging.getLogger(__name__)
+
+# How long a task keeps retrying an emit through a channel-layer (Redis) fault before it gives
+# the claim back for the next pass (well under a poll interval times the beat's expiry).
+EMIT_RETRY_SECONDS = 30.0
+
+
+def announce_owed_sync() -> list[str]:
+    """Emit every owed event from sync code (a task, a view); the names emitted."""
+    sent = []
+    for pk, previous, (rooms, event, data) in services.announcements_claim():
+        try:
+            emit_sync(rooms, event, data, retry_for=EMIT_RETRY_SECONDS)
+        except Exception:
+            services.announcement_release(pk=pk, previous=previous)
+            logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
+            continue
+        sent.append(event)
+    return sent
+
+
+def announce_now_sync(tracked) -> None:
+    """A view's change, emitted at once (the next pass would, a poll interval later)."""
+    for pk, previous, (rooms, event, data) in services.tracked_announce_now(tracked):
+        try:
+            emit_sync(rooms, event, data, retry_for=EMIT_RETRY_SECONDS)
+        except Exception:
+            services.announcement_release(pk=pk, previous=previous)
+            logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
+
+
+@shared_task(name="transactions.watch_tick", ignore_result=True)
+def watch_tick() -> None:
+    """Beat: one check per pending hash, one follow per active wallet, then what is owed."""
+    for tx_hash in selectors.pending_hashes():
+        check_pending.delay(tx_hash)
+    for wallet_id in selectors.followed_wallet_ids():
+        follow_wallet.delay(wallet_id)
+    announce_owed.delay()
+
+
+@shared_task(name="transactions.check_pending")
+def check_pending(tx_hash: str) -> dict:
+    try:
+        changed = async_to_sync(services.pending_acheck)(tx_hash=tx_hash)
+    except HorizonUnavailable as exc:
+        logger.warning("transactions: %s not checked (%s); the next pass retries", tx_hash, exc)
+        return {"hash": tx_hash, "ok": False, "error": str(exc)}
+    return {"hash": tx_hash, "ok": True, "changed": changed, "events": announce_owed_sync() if changed else []}
+
+
+@shared_task(name="transactions.follow_wallet")
+def follow_wallet(wallet_id: str) -> dict:
+    try:
+        recorded = async_to_sync(services.wallet_afollow)(wallet_id=wallet_id)
+    except HorizonUnavailable as exc:
+        logger.warning("transactions: wallet %s not followed (%s); the next pass retries", wallet_id, exc)
+        return {"wallet": wallet_id, "ok": False, "error": str(exc)}
+    if recorded is None:
+        return {"wallet": wallet_id, "ok": True, "skipped": "another process is following this wallet"}
+    return {"wallet": wallet_id, "ok": True, "recorded": recorded, "events": announce_owed_sync() if recorded else []}
+
+
+@shared_task(name="transactions.announce_owed")
+def announce_owed() -> list[str]:
+    return announce_owed_sync()
+
+
+class InProcessWatcher:
+    """The watcher inside the server process (no Redis, so no Celery): the same passes, emitted
+    with the async emit in the server's own event loop."""
+
+    _task: asyncio.Task | None = None
+
+    @classmethod
+    def ensure_running(cls) -> None:
+        if cls._task is None or cls._task.done():
+            cls._task = asyncio.ensure_future(cls().run())
+
+    async def run(self) -> None:
+        logger.info("transaction watcher running in-process against %s", settings.STELLAR_HORIZON_URL)
+        while True:
+            try:
+                await self.one_pass()
+            except Exception:  # a bug or a database hiccup must not end the watcher
+                logger.exception("transaction watcher pass failed")
+            await asyncio.sleep(settings.TRANSACTION_POLL_INTERVAL)
+
+    async def one_pass(self) -> None:
+        for tx_hash in await sync_to_async(selectors.pending_hashes)():
+            try:
+                await services.pending_acheck(tx_hash=tx_hash)
+            except HorizonUnavailable as exc:
+                logger.warning("transactions: %s not checked (%s); the next pass retries", tx_hash, exc)
+        for wallet_id in await sync_to_async(selectors.followed_wallet_ids)():
+            try:
+                await services.wallet_afollow(wallet_id=wallet_id)
+            except HorizonUnavailable as exc:
+                logger.warning("transactions: wallet %s not followed (%s); the next pass retries", wallet_id, exc)
+        await announce_owed_async()
+
+
+async def announce_owed_async() -> None:
+    for pk, previous, (rooms, event, data) in await sync_to_async(services.announcements_claim)():
+        try:
+            await emit(rooms, event, data)  # a layer fault waits in the process's event queue
+        except Exception:
+            await sync_to_async(services.announcement_release)(pk=pk, previous=previous)
+            logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
+
+
+def ensure_watcher_running() -> None:
+    """Start the in-process watcher on the embedded default (from the server's first request)."""
+    if settings.TRANSACTIONS_IN_PROCESS:
+        InProcessWatcher.ensure_running()

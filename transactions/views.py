@@ -1,0 +1,51 @@
+"""REST endpoints of the transactions app: register a submitted hash, submit a signed envelope."""
+
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from realtime.api import RealtimeError
+
+from . import services, tasks
+from .serializers import RegisterSerializer, SubmitSerializer
+
+# Our error codes as HTTP statuses (the body is the same {code, message} sockets get).
+HTTP_STATUS = {"not_found": 404, "invalid_envelope": 400, "submission_rejected": 400, "horizon_unavailable": 503}
+
+
+def error_response(exc: RealtimeError) -> Response:
+    return Response(exc.body(), status=HTTP_STATUS.get(exc.code, 400))
+
+
+def created(tracked) -> Response:
+    tasks.announce_now_sync(tracked)
+    return Response(services.status_of(tracked), status=status.HTTP_201_CREATED)
+
+
+class RegisterView(APIView):
+    """POST /api/transactions/ {walletId, hash, toAddress?, amount?, asset?} -> 201 and transaction:pending."""
+
+    def post(self, request):
+        body = RegisterSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            tracked = services.transaction_register(user_id=request.user.user_id, wallet_id=data["walletId"], tx_hash=data["hash"],
+                                                    to_address=data["toAddress"], amount=data["amount"], asset=data["asset"])
+        except RealtimeError as exc:
+            return error_response(exc)
+        return created(tracked)
+
+
+class SubmitView(APIView):
+    """POST /api/transactions/submit {walletId, envelope} -> Horizon's transactions_async, 201, pending."""
+
+    def post(self, request):
+        body = SubmitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            tracked = services.transaction_submit(user_id=request.user.user_id, wallet_id=body.validated_data["walletId"],
+                                                  envelope_xdr=body.validated_data["envelope"])
+        except RealtimeError as exc:
+            return error_response(exc)
+        return created(tracked)
