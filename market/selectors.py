@@ -7,6 +7,8 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from realtime.api import occupied_rooms
+
 from .errors import PairNotFound, PairUnavailable
 from .models import MarketPair
 
@@ -64,16 +66,19 @@ def pair_by_id(pair_id: int) -> MarketPair:
     return MarketPair.objects.get(pk=pair_id)
 
 
-def active_pairs() -> list[MarketPair]:
-    """The pairs the feed polls: every enabled, configured pair on this server's network.
-
-    Not only those with counted subscribers: a socket can join `market:X` through the generic
-    `subscribe {room}` (handled in realtime, invisible here) and a disconnect never decrements the
-    count, so the count cannot tell "nobody listens"; polling an idle pair costs budget, missing a
-    listener would cost correctness.
+def active_pairs(occupied: set[str] | None | object = ...) -> list[MarketPair]:
+    """The pairs the feed polls: the enabled, configured pairs on this server's network that
+    someone is subscribed to (`market:{PAIR}` or its order-book room, by any path), from
+    realtime's count of room members across the cluster. When that count is unknown (no server
+    has published it yet, Redis unreachable), every enabled pair: a missed listener costs more
+    than budget.
     """
-    pairs = MarketPair.objects.filter(enabled=True, network=settings.STELLAR_NETWORK)
-    return [pair for pair in pairs if pair.is_configured]
+    pairs = [pair for pair in MarketPair.objects.filter(enabled=True, network=settings.STELLAR_NETWORK) if pair.is_configured]
+    if occupied is ...:
+        occupied = occupied_rooms()
+    if occupied is None:
+        return pairs
+    return [pair for pair in pairs if f"market:{pair.name}" in occupied or f"market:{pair.name}:orderbook" in occupied]
 
 
 def snapshot(name: str) -> dict | None:

@@ -92,10 +92,17 @@ def feed_record_response(*, status: int | None, headers: dict, now: float | None
     lowered = {k.lower(): v for k, v in headers.items()}
     if "x-ratelimit-remaining" in lowered:
         try:
+            reset_in = int(lowered.get("x-ratelimit-reset", 0))
+            # A 429's Retry-After is Horizon's own instruction: it bounds the wait even when the
+            # window's reset is later (else one pair alone would stall until the window ends,
+            # as nothing else refreshes these headers meanwhile).
+            retry_after = retry_after_seconds(headers, now) if status == 429 else None
+            if retry_after is not None:
+                reset_in = min(reset_in, int(retry_after) + 1)
             cache.set(selectors.RATELIMIT_KEY, {
                 "limit": int(lowered.get("x-ratelimit-limit", 0)),
                 "remaining": int(lowered["x-ratelimit-remaining"]),
-                "resetAt": now + int(lowered.get("x-ratelimit-reset", 0)),
+                "resetAt": now + reset_in,
                 "seenAt": now,
             }, 3600)
         except ValueError:

@@ -34,7 +34,9 @@ class StreamFeed:
         self.tasks: list[asyncio.Task] = []
 
     async def run(self) -> None:
-        pairs = await sync_to_async(selectors.active_pairs)()
+        # Every enabled pair, watched or not: an open stream costs the operator's own Horizon
+        # nothing until something moves, and the set of pairs is fixed for the process's life.
+        pairs = await sync_to_async(selectors.active_pairs)(occupied=None)
         logger.info("market feed streaming %s", ", ".join(pair.name for pair in pairs) or "no pairs")
         for pair in pairs:
             changed = asyncio.Event()

@@ -201,3 +201,27 @@ def prometheus(snapshots: list[dict], extra: dict | None = None) -> str:
         lines.append("# TYPE galaxy_horizon_poll_interval_seconds gauge")
         lines.append(f"galaxy_horizon_poll_interval_seconds {market['pollIntervalSeconds']}")
     return "\n".join(lines) + "\n"
+
+
+def occupied_rooms() -> set[str] | None:
+    """Rooms with at least one member anywhere in the cluster, as of the nodes' last published
+    snapshots (at most PUBLISH_SECONDS old); None when that cannot be known (no server has
+    published, or Redis is unreachable): callers should then assume every room may be in use.
+
+    Sync, for Celery tasks and services; in a server process without Redis, this process's rooms.
+    """
+    if not settings.REDIS_URL:
+        return set(_current.snapshot()["rooms"]) if _current is not None else None
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        keys = list(client.scan_iter(match=f"{settings.REDIS_PREFIX}:metrics:*", count=100))
+        snapshots = [json.loads(raw) for raw in client.mget(keys) if raw] if keys else []
+        client.close()
+    except Exception as exc:
+        logger.warning("room occupancy unknown: %s", exc)
+        return None
+    if not snapshots:
+        return None
+    return {room for snap in snapshots for room, members in snap["rooms"].items() if members}

@@ -179,3 +179,19 @@ async def test_an_emit_to_several_rooms_reaches_each_socket_once(server):
         await both_rec.next("market:price_update", timeout=0.5)  # not a second copy
     await both_client.disconnect()
     await one_client.disconnect()
+
+
+@pytest.mark.parametrize("server", ["redis"], indirect=True)
+async def test_room_occupancy_across_the_cluster_is_known_to_other_processes(server):
+    """What realtime tells the market feed (through Redis, from another process): which rooms
+    have members. (In memory only the server process knows; the market tests cover that.)"""
+    client, _ = await connect(server, ["websocket"])
+    await client.call("subscribe", {"room": "market:ETH_USDC"}, timeout=5)
+    code = "from realtime.api import occupied_rooms; print(sorted(occupied_rooms() or []))"
+    for _ in range(30):  # nodes publish every 5 s
+        out = (await asyncio.to_thread(manage, server.env, "shell", "-c", code)).stdout
+        if "market:ETH_USDC" in out:
+            break
+        await asyncio.sleep(1)
+    assert "market:ETH_USDC" in out
+    await client.disconnect()

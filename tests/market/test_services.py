@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.test import override_settings
@@ -268,3 +269,25 @@ def test_subscriber_count_never_goes_below_zero():
     assert services.pair_subscribers_change(name=name, delta=-1) == 0
     assert services.pair_subscribers_change(name=name, delta=-1) == 0
     cache.delete(selectors.subscribers_key(name))
+
+
+def test_only_pairs_someone_is_subscribed_to_are_polled(horizon):
+    watched, _ = make_pair(horizon)
+    book_only, _ = make_pair(horizon)
+    idle, _ = make_pair(horizon)
+    occupied = {f"market:{watched.name}", f"market:{book_only.name}:orderbook", "user:someone"}
+    names = {pair.name for pair in selectors.active_pairs(occupied=occupied)}
+    assert {watched.name, book_only.name} <= names and idle.name not in names
+    # Occupancy unknown (no server has published it): every enabled pair, rather than miss one.
+    assert idle.name in {pair.name for pair in selectors.active_pairs(occupied=None)}
+
+
+def test_a_429s_retry_after_bounds_the_wait_even_when_the_window_resets_later():
+    now = 1_000_000.0
+    services.feed_record_response(status=429, now=now, headers={
+        "X-RateLimit-Limit": "3600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "3000", "Retry-After": "2"})
+    assert cache.get(selectors.RATELIMIT_KEY)["resetAt"] == now + 3
+    # With one pair, nothing else refreshes the headers: the interval must not stretch to 3000 s.
+    stretched_until_reset = selectors.feed_interval(1, now + 4)
+    cache.delete(selectors.RATELIMIT_KEY)
+    assert stretched_until_reset == selectors.feed_interval(1, now + 4)
