@@ -180,6 +180,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "channels",
     "realtime",
     "market",
@@ -223,6 +224,14 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["realtime.auth.SupabaseJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Galaxy WebSocket API: REST",
+    "DESCRIPTION": "Health, metrics, market, transactions and automations. Authenticate with a Supabase JWT "
+    "(Authorization: Bearer ...); the Socket.IO API is described in README's event catalogue.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 # -- logging (seed: Logging Configuration) -----------------------------------------------------

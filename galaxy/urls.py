@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from realtime.views import HealthView, MeView, metrics_view
 
@@ -13,5 +14,7 @@ urlpatterns = [
     path("api/auth/me", MeView.as_view()),
     path("api/market/", include("market.urls")),
     path("api/transactions/", include("transactions.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("web.urls")),
 ]
