@@ -71,6 +71,9 @@ HEARTBEAT_INTERVAL_MS = env_int("HEARTBEAT_INTERVAL", 30000)
 ROOM_CLEANUP_INTERVAL_MS = env_int("ROOM_CLEANUP_INTERVAL", 300000)
 # Socket.IO's maxHttpBufferSize: the largest message or polling body, in bytes (Node's 1 MB).
 MAX_HTTP_BUFFER_SIZE = env_int("MAX_HTTP_BUFFER_SIZE", 1_000_000)
+# Frames a client may fall behind before it is disconnected as a slow consumer (why 1,000:
+# realtime/engine.py, EngineConfig.max_backlog).
+MAX_SEND_BACKLOG = env_int("MAX_SEND_BACKLOG", 1000)
 
 # -- CORS (seed: CORS Configuration) -----------------------------------------------------------
 ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:3001")

@@ -43,6 +43,7 @@ def build_engine() -> EngineServer:
         ping_interval=settings.HEARTBEAT_INTERVAL_MS / 1000,
         ping_timeout=settings.CONNECTION_TIMEOUT_MS / 1000,
         max_payload=settings.MAX_HTTP_BUFFER_SIZE,
+        max_backlog=settings.MAX_SEND_BACKLOG,
     )
     engine = EngineServer(config, sio)
     metrics.register(metrics.ProcessMetrics(engine, sio, fanout, emitter()))

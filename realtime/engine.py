@@ -13,9 +13,11 @@ import base64
 import json
 import logging
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
+from .eager import start_eagerly
 from .protocol import engineio as eio
 from .session import IllegalMove, Move, State, advance
 
@@ -33,6 +35,12 @@ class EngineConfig:
     max_payload: int  # bytes per message or polling body (maxHttpBufferSize)
     # Node's default: a client that answered the probe gets this long to send "5".
     upgrade_timeout: float = 10.0
+    # Frames a client may fall behind (queued behind a WebSocket whose send buffer is full, or
+    # waiting for a long-poll) before it is disconnected as a slow consumer. Frames are shared
+    # by every socket they go to, so this costs a reference each; at the feed's 20 events/s a
+    # thousand is most of a minute behind, where live prices are worthless and recovery (from
+    # the event log, on reconnect) serves the client better than an ever longer queue.
+    max_backlog: int = 1000
 
 
 class EngineHandler(Protocol):
@@ -76,6 +84,11 @@ class EngineSession:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_deadline: asyncio.TimerHandle | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
+        # Frames waiting behind a WebSocket write that could not complete at once (its
+        # transport's buffer is full), and the task writing them: None while writes are direct.
+        self._backlog: deque[Frame] | None = None
+        self._drainer: asyncio.Future | None = None
+        self._evicted = False
 
     @property
     def transport(self) -> str:
@@ -88,13 +101,54 @@ class EngineSession:
     # -- writing ---------------------------------------------------------------------------
 
     async def write(self, frames: Sequence[Frame]) -> None:
-        """Send already-encoded frames; the fan-out path calls this with one shared frame."""
+        """Send already-encoded frames; the fan-out path calls this with one shared frame.
+
+        Never waits on this client: the fan-out writes to every socket in turn, so a socket
+        that cannot take more must not hold up the ones after it. What cannot be written now
+        queues, up to `max_backlog` frames; past that the client is a slow consumer and is
+        disconnected (it may recover what it missed from the event log on reconnect).
+        """
         if self.state is State.WEBSOCKET:
-            for frame in frames:
-                await self._ws.send_frame(frame)
+            self._write_websocket(frames)
         elif self.state is not State.CLOSED:
             self._outbox.extend(frames)
+            if len(self._outbox) > self.server.config.max_backlog:
+                return self._evict_slow_consumer()
             self._wake()
+
+    def _write_websocket(self, frames: Sequence[Frame]) -> None:
+        if self._backlog is not None:  # a write is waiting on the transport: keep the order
+            self._backlog.extend(frames)
+            if len(self._backlog) > self.server.config.max_backlog:
+                self._evict_slow_consumer()
+            return
+        for i, frame in enumerate(frames):
+            pending = start_eagerly(self._ws.send_frame(frame))
+            if pending is not None:
+                self._backlog = deque(frames[i + 1:])
+                self._drainer = asyncio.ensure_future(self._drain(pending))
+                return
+
+    async def _drain(self, pending: asyncio.Future) -> None:
+        try:
+            await pending
+            while self._backlog and self.state is State.WEBSOCKET:
+                await self._ws.send_frame(self._backlog.popleft())
+        finally:
+            self._backlog = self._drainer = None
+
+    def _evict_slow_consumer(self) -> None:
+        if self.state is State.CLOSED or self._evicted:
+            return
+        self._evicted = True
+        self.server.slow_consumers += 1
+        logger.warning("session %s fell %d frames behind: disconnected as a slow consumer", self.sid, self.server.config.max_backlog)
+        # What it has not taken is dropped (the event log keeps it for recovery); the close
+        # packet is all that is left to send, so a long-polling client learns on its next GET.
+        self._outbox.clear()
+        if self._backlog is not None:
+            self._backlog.clear()
+        asyncio.ensure_future(self.close("slow consumer"))
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -247,9 +301,13 @@ class EngineSession:
         self.server.sessions.pop(self.sid, None)
         if not notify_client and was_polling and not self._poll_waiting:
             self.server.remember_client_close(self.sid)
+        if self._drainer is not None:
+            self._drainer.cancel()  # what is queued for this client is not coming out now
         for ws in (self._ws, self._probe_ws):
             if ws is not None:
-                await ws.close()
+                # Eagerly: closing writes a close frame, which waits forever on a client that
+                # stopped reading; the session must still end and leave its rooms now.
+                start_eagerly(ws.close())
         try:
             await self.server.handler.on_close(self, reason)
         except Exception:
@@ -274,6 +332,7 @@ class EngineServer:
         self._client_closed: set[str] = set()
         self.heartbeats = 0  # pongs received
         self.timeouts = 0  # sessions closed for a missed pong
+        self.slow_consumers = 0  # sessions closed for falling max_backlog frames behind
 
     def remember_client_close(self, sid: str) -> None:
         """A polling client closed with no GET waiting: its next GET gets a noop, not a 400.

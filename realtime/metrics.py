@@ -55,6 +55,7 @@ class ProcessMetrics:
                 "sessions": len(self.engine.sessions),
                 "timeouts": self.engine.timeouts,
                 "heartbeats": self.engine.heartbeats,
+                "slowConsumers": self.engine.slow_consumers,
             },
             "rooms": dict(rooms),
             "events": self.emitter.queue.stats(),
@@ -147,7 +148,7 @@ def summarise(snapshots: list[dict], *, show_private: bool) -> dict:
     return {
         "server": local["server"] if local else {},
         "nodes": [s["node"] for s in snapshots],
-        "connections": {k: sum_of("connections", k) for k in ("total", "authenticated", "timeouts", "heartbeats")},
+        "connections": {k: sum_of("connections", k) for k in ("total", "authenticated", "timeouts", "heartbeats", "slowConsumers")},
         "rooms": {"total": len(rooms), "stats": stats},
         "recovery": {k: sum_of("recovery", k) for k in ("recovered", "notRecovered")},
         "rateLimits": {k: sum_of("rateLimits", k) for k in ("limitedEvents", "floodDisconnects")},
@@ -176,6 +177,7 @@ def prometheus(snapshots: list[dict], extra: dict | None = None) -> str:
     metric("galaxy_connections_authenticated", "gauge", "authenticated connections", lambda s: s["connections"]["authenticated"])
     metric("galaxy_heartbeats_total", "counter", "pongs received", lambda s: s["connections"]["heartbeats"])
     metric("galaxy_heartbeat_timeouts_total", "counter", "sessions closed for a missed pong", lambda s: s["connections"]["timeouts"])
+    metric("galaxy_slow_consumer_disconnects_total", "counter", "sessions closed for falling too far behind", lambda s: s["connections"]["slowConsumers"])
     metric("galaxy_rooms", "gauge", "rooms with local members", lambda s: len(s["rooms"]))
     metric("galaxy_room_members", "gauge", "room memberships", lambda s: sum(s["rooms"].values()))
     metric("galaxy_event_queue_size", "gauge", "events waiting for the channel layer", lambda s: s["events"]["queueSize"])

@@ -21,9 +21,9 @@ from .recovery import offset_key, valid_offset
 
 logger = logging.getLogger(__name__)
 INVALID_NAMESPACE = {"message": "Invalid namespace"}
-# Disconnects after which a client may come back and recover: the network's doing, not a
-# decision of the client or the server to end the session.
-RECOVERABLE_REASONS = frozenset({"transport close", "transport error", "ping timeout", "server shutting down"})
+# Disconnects after which a client may come back and recover: the network's doing (a slow
+# consumer is one whose network could not keep up), not a decision to end the session.
+RECOVERABLE_REASONS = frozenset({"transport close", "transport error", "ping timeout", "slow consumer", "server shutting down"})
 
 
 class ConnectionRefused(Exception):
