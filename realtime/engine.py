@@ -101,6 +101,10 @@ class EngineSession:
     # -- writing ---------------------------------------------------------------------------
 
     async def write(self, frames: Sequence[Frame]) -> None:
+        """Send already-encoded frames (for callers in a coroutine; see `push`)."""
+        self.push(frames)
+
+    def push(self, frames: Sequence[Frame]) -> None:
         """Send already-encoded frames; the fan-out path calls this with one shared frame.
 
         Never waits on this client: the fan-out writes to every socket in turn, so a socket

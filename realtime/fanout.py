@@ -113,7 +113,7 @@ class Fanout:
                 socket.recovering.append((offset, frames))
                 continue
             try:
-                await socket.session.write(frames)
+                socket.session.push(frames)  # never waits on a slow socket: engine.py
             except Exception:  # one broken socket must not cost the others this message
                 logger.exception("write to socket %s failed", socket.sid)
 
