@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
+from transactions.selectors import wallet_of
+
 from .errors import AutomationNotFound
 from .models import Automation, AutomationRun
 
@@ -48,3 +50,12 @@ def automations_filtered(*, user_id: str, is_admin: bool, status: str | None = N
 
 def automation_runs(*, automation: Automation) -> QuerySet[AutomationRun]:
     return automation.runs.order_by("-triggered_at", "-sequence")
+
+
+def automations_listed(*, user_id: str, is_admin: bool, wallet_id: str | None = None) -> QuerySet[Automation]:
+    """automation:list: the caller's own automations, or those of one wallet they own (an admin:
+    any wallet's); a wallet not theirs is WalletNotFound, as an absent one."""
+    if wallet_id is None:
+        return automations_visible(user_id=user_id, is_admin=False)
+    wallet = wallet_of(wallet_id=wallet_id, user_id=None if is_admin else user_id)
+    return automations_visible(user_id=user_id, is_admin=is_admin).filter(wallet=wallet)
