@@ -22,6 +22,8 @@ ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
 AUTOMATION_ID = StrictRegexField(ID_PATTERN, max_length=64)
 # A cooldown beyond 30 days is a disabled rule in disguise; the bound keeps the number sane.
 MAX_COOLDOWN_SECONDS = 30 * 86400
+# 50 fits a dashboard page; 200 caps one response's rows (and its query).
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
 # The socket list answers in one message; past this many, REST's paginated list is the way.
 SOCKET_LIST_LIMIT = 200
 
@@ -160,7 +162,15 @@ class AutomationCreateSerializer(AutomationWriteSerializer):
     FIELDS = {**AutomationWriteSerializer.FIELDS, "status": "status"}
 
 
-class AutomationFilterSerializer(serializers.Serializer):
+class PageQuerySerializer(serializers.Serializer):
+    """?page=&pageSize= checked, so a bad one is an error rather than silently the default."""
+
+    page = serializers.IntegerField(min_value=1, required=False)
+    pageSize = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False,
+                                        help_text=f"default {PAGE_SIZE}, at most {MAX_PAGE_SIZE}")
+
+
+class AutomationFilterSerializer(PageQuerySerializer):
     """GET /api/automations/ query parameters; userId is honoured for the `admin` permission only."""
 
     status = serializers.ChoiceField(choices=Automation.Status.choices, required=False)

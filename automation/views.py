@@ -6,8 +6,10 @@ automation answers 404 like an absent one (no probing for ids).
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,18 +17,31 @@ from rest_framework.views import APIView
 from realtime.api import RealtimeError
 
 from . import schema, selectors, services  # noqa: F401  (schema: registers the bearer scheme)
-from .serializers import (AutomationCreateSerializer, AutomationFilterSerializer, AutomationPageSerializer,
-                          AutomationRunPageSerializer, AutomationRunSerializer, AutomationSerializer, AutomationWriteSerializer)
+from .serializers import (MAX_PAGE_SIZE, PAGE_SIZE, AutomationCreateSerializer, AutomationFilterSerializer, AutomationPageSerializer,
+                          AutomationRunPageSerializer, AutomationRunSerializer, AutomationSerializer, AutomationWriteSerializer, PageQuerySerializer)
 
 TAG = ["automations"]
 NOT_FOUND = OpenApiResponse(description="no automation of that id is yours: {code: not_found, message}")
 
 
 class Pages(PageNumberPagination):
-    # 50 fits a dashboard page; 200 caps one response's rows (and its query).
-    page_size = 50
+    page_size = PAGE_SIZE
     page_size_query_param = "pageSize"
-    max_page_size = 200
+    max_page_size = MAX_PAGE_SIZE
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "request body too large"
+    default_code = "payload_too_large"
+
+
+def body_of(request):
+    """The parsed body; one over DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 413, not Django's HTML 400."""
+    try:
+        return request.data
+    except RequestDataTooBig:
+        raise PayloadTooLarge() from None
 
 
 def caller(request) -> dict:
@@ -40,8 +55,7 @@ def not_found(exc: RealtimeError) -> Response:
 class AutomationListView(APIView):
     """GET: the caller's automations, newest first, paginated; POST: a new one."""
 
-    @extend_schema(tags=TAG, operation_id="api_automations_list", parameters=[AutomationFilterSerializer, OpenApiParameter("page", int),
-                                         OpenApiParameter("pageSize", int, description="at most 200")],
+    @extend_schema(tags=TAG, operation_id="api_automations_list", parameters=[AutomationFilterSerializer],
                    responses=AutomationPageSerializer)
     def get(self, request):
         filters = AutomationFilterSerializer(data=request.query_params)
@@ -57,7 +71,7 @@ class AutomationListView(APIView):
 
     @extend_schema(tags=TAG, request=AutomationCreateSerializer, responses={201: AutomationSerializer})
     def post(self, request):
-        body = AutomationCreateSerializer(data=request.data, context=caller(request))
+        body = AutomationCreateSerializer(data=body_of(request), context=caller(request))
         body.is_valid(raise_exception=True)
         automation = services.automation_create(**body.validated_data)
         return Response(services.status_of(automation), status=status.HTTP_201_CREATED)
@@ -87,7 +101,7 @@ class AutomationDetailView(APIView):
             automation = selectors.automation_of(automation_id=automation_id, **caller(request))
         except RealtimeError as exc:
             return not_found(exc)
-        body = AutomationWriteSerializer(automation, data=request.data, partial=partial, context=caller(request))
+        body = AutomationWriteSerializer(automation, data=body_of(request), partial=partial, context=caller(request))
         body.is_valid(raise_exception=True)
         automation = services.automation_update(automation=automation, changes=body.validated_data)
         return Response(services.status_of(automation))
@@ -125,13 +139,14 @@ class AutomationDisableView(AutomationEnableView):
 class AutomationRunsView(APIView):
     """GET {id}/runs: the automation's runs, newest first, paginated."""
 
-    @extend_schema(tags=TAG, parameters=[OpenApiParameter("page", int), OpenApiParameter("pageSize", int)],
+    @extend_schema(tags=TAG, parameters=[PageQuerySerializer],
                    responses={200: AutomationRunPageSerializer, 404: NOT_FOUND})
     def get(self, request, automation_id: str):
         try:
             automation = selectors.automation_of(automation_id=automation_id, **caller(request))
         except RealtimeError as exc:
             return not_found(exc)
+        PageQuerySerializer(data=request.query_params).is_valid(raise_exception=True)
         pages = Pages()
         page = pages.paginate_queryset(selectors.automation_runs(automation=automation), request, view=self)
         return pages.get_paginated_response(AutomationRunSerializer(page, many=True).data)
