@@ -1,14 +1,17 @@
 """Automations owned by Supabase users: a trigger on a market pair's price, an action, and runs.
 
-Trigger and action parameters are JSON validated per type by `automation.rules` (one place, used
-by the model's clean(), the admin and the REST/WebSocket serializers).
+Trigger and action parameters are JSON validated per type by `automation.validation` (one place,
+used by the model's clean(), the admin and the REST/WebSocket serializers).
 """
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from transactions.models import Wallet
+
+from .validation import error_detail, validate_action, validate_trigger
 
 
 class Automation(models.Model):
@@ -66,6 +69,19 @@ class Automation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Normalise the trigger and action parameters for their types (admin forms call this)."""
+        errors = {}
+        for field, check, kind in (("trigger_params", validate_trigger, self.trigger_type),
+                                   ("action_params", validate_action, self.action_type)):
+            try:
+                setattr(self, field, check(kind, getattr(self, field)))
+            except ValidationError as exc:
+                detail = error_detail(exc)
+                errors[field] = [f"{k}: {' '.join(v)}" for k, v in detail.items()] if isinstance(detail, dict) else detail
+        if errors:
+            raise ValidationError(errors)
 
 
 class AutomationRun(models.Model):

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/auth/me", MeView.as_view()),
     path("api/market/", include("market.urls")),
     path("api/transactions/", include("transactions.urls")),
+    path("api/automations/", include("automation.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("web.urls")),

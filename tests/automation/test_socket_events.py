@@ -1,0 +1,102 @@
+"""automation:enable / disable / get_status / list with a real python-socketio client against a running server."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.auth.clients import Client
+from tests.automation.api_stand import (ADMIN, ALICE, BOB, create, env, make_wallet, rest, server, signed_in,  # noqa: F401
+                                        wallets)
+
+
+async def test_enable_and_disable_answer_by_ack_and_reply_and_reach_the_room(server, wallets):
+    made = await create(server, ALICE, wallets["alice"], status="paused")
+    alice, watcher = await signed_in(server, ALICE), await signed_in(server, ALICE)
+    try:
+        assert (await watcher.call("automation:subscribe", {"automationIds": [made["automationId"]]}))["ok"] is True
+        ack = await alice.call("automation:enable", {"automationId": made["automationId"]})
+        assert ack["ok"] is True and ack["status"] == "active" and ack["automationId"] == made["automationId"]
+        reply = await alice.next("automation:status")
+        assert reply == {k: v for k, v in ack.items() if k != "ok"}  # the ack's fields, as REST's serializer gives them
+        assert (await watcher.next("automation:status"))["status"] == "active"  # the room hears it too
+        ack = await alice.call("automation:disable", {"automationId": made["automationId"]})
+        assert ack["ok"] is True and ack["status"] == "paused"
+        assert (await watcher.next("automation:status"))["status"] == "paused"
+        status, rest_view = await rest(server, "GET", f"/api/automations/{made['automationId']}", ALICE)
+        assert rest_view["status"] == "paused" and set(rest_view) == set(ack) - {"ok"}
+        alice.drain("automation:status")
+        ack = await alice.call("automation:get_status", {"automationId": made["automationId"]})
+        assert ack["ok"] is True and ack["status"] == "paused" and ack["name"] == made["name"]
+        assert (await alice.next("automation:status"))["automationId"] == made["automationId"]
+    finally:
+        await alice.close()
+        await watcher.close()
+
+
+async def test_other_users_ids_bad_payloads_and_anonymous_sockets_are_refused_and_a_bystander_is_served(server, wallets):
+    bobs = await create(server, BOB, wallets["bob"])
+    alices = await create(server, ALICE, wallets["alice"])
+    alice, bob, anonymous = await signed_in(server, ALICE), await signed_in(server, BOB), await Client().connect(server)
+    try:
+        for event in ("automation:enable", "automation:disable", "automation:get_status"):
+            for automation_id in (bobs["automationId"], str(uuid.uuid4()), "not-a-uuid"):
+                ack = await alice.call(event, {"automationId": automation_id})
+                assert ack["ok"] is False and ack["error"]["code"] == "not_found", (event, ack)
+            for payload in ({}, {"automationId": 5}, {"automationId": "x" * 65}, ["a"], "id"):
+                ack = await alice.call(event, payload)
+                assert ack["ok"] is False and ack["error"]["code"] == "invalid_payload", (event, payload, ack)
+            ack = await anonymous.call(event, {"automationId": alices["automationId"]})
+            assert ack["ok"] is False and ack["error"]["code"] == "auth_required"
+        await alice.emit("automation:enable", {"automationId": bobs["automationId"]})  # no ack: an `error` event
+        error = await alice.next("error")
+        assert error["event"] == "automation:enable" and error["code"] == "not_found"
+        await alice.none("automation:status", 0.3)
+        # Bob's automation was not touched, and Bob is served as ever.
+        ack = await bob.call("automation:get_status", {"automationId": bobs["automationId"]})
+        assert ack["ok"] is True and ack["status"] == "active"
+        ack = await alice.call("automation:get_status", {"automationId": alices["automationId"]})
+        assert ack["ok"] is True  # alice's own still works after all that
+    finally:
+        for client in (alice, bob, anonymous):
+            await client.close()
+
+
+async def test_admin_may_act_on_anyones_automation(server, wallets):
+    bobs = await create(server, BOB, wallets["bob"])
+    admin = await signed_in(server, ADMIN)
+    try:
+        ack = await admin.call("automation:disable", {"automationId": bobs["automationId"]})
+        assert ack["ok"] is True and ack["status"] == "paused" and ack["userId"] == BOB
+    finally:
+        await admin.close()
+
+
+async def test_list_answers_the_callers_automations_by_ack_and_reply(server, env):
+    dave = str(uuid.uuid4())
+    first, second = make_wallet(env, dave), make_wallet(env, dave)
+    made = [await create(server, dave, first, name="one"), await create(server, dave, second, name="two")]
+    other = make_wallet(env, str(uuid.uuid4()))
+    client = await signed_in(server, dave)
+    try:
+        ack = await client.call("automation:list", {})
+        assert ack["ok"] is True and ack["count"] == 2 and [a["name"] for a in ack["automations"]] == ["two", "one"]
+        assert ack["walletId"] is None
+        reply = await client.next("automation:list")
+        assert reply["automations"] == ack["automations"]
+        ack = await client.call("automation:list", {"walletId": first})
+        assert ack["ok"] is True and [a["automationId"] for a in ack["automations"]] == [made[0]["automationId"]]
+        assert (await client.next("automation:list"))["walletId"] == first
+        for wallet_id in (other, str(uuid.uuid4())):
+            ack = await client.call("automation:list", {"walletId": wallet_id})
+            assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+        for payload in ({"walletId": 3}, {"walletId": "bad id!"}, [1]):
+            ack = await client.call("automation:list", payload)
+            assert ack["ok"] is False and ack["error"]["code"] == "invalid_payload"
+    finally:
+        await client.close()
+    admin = await signed_in(server, ADMIN)
+    try:
+        ack = await admin.call("automation:list", {"walletId": second})  # any wallet's, for an admin
+        assert ack["ok"] is True and [a["name"] for a in ack["automations"]] == ["two"]
+    finally:
+        await admin.close()
