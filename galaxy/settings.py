@@ -183,6 +183,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "realtime",
+    "realtime.notifications",
     "market",
     "transactions",
     "automation",
