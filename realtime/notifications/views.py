@@ -1,19 +1,17 @@
 """POST /api/system/notifications: an operator's message to every client in `system:notifications`."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime.auth import HasAdminPermission
+from realtime.schema import FIELD_ERRORS, NOT_ADMIN, UNAUTHENTICATED, ErrorSerializer
 
 from . import services
 from .models import SystemNotification
 from .serializers import NotificationInSerializer, NotificationOutSerializer
-
-ERROR_BODY = inline_serializer("ErrorBody", {"code": serializers.CharField(), "message": serializers.CharField()})
-DETAIL_BODY = inline_serializer("Detail", {"detail": serializers.CharField()})
 
 
 class NotificationView(APIView):
@@ -26,10 +24,10 @@ class NotificationView(APIView):
         request=NotificationInSerializer,
         responses={
             201: NotificationOutSerializer,
-            400: OpenApiResponse(description="field errors: {field: [messages]}"),
-            401: OpenApiResponse(DETAIL_BODY, description="no or invalid bearer token"),
-            403: OpenApiResponse(DETAIL_BODY, description="the token lacks the admin permission"),
-            503: OpenApiResponse(ERROR_BODY, description="the channel layer could not be reached (code emit_failed)"),
+            400: FIELD_ERRORS,
+            401: UNAUTHENTICATED,
+            403: NOT_ADMIN,
+            503: OpenApiResponse(ErrorSerializer, description="recorded, but the channel layer could not be reached (code emit_failed)"),
         },
     )
     def post(self, request):
