@@ -186,6 +186,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "realtime",
+    "realtime.notifications",
     "market",
     "transactions",
     "automation",
@@ -235,6 +236,8 @@ SPECTACULAR_SETTINGS = {
     "(Authorization: Bearer ...); the Socket.IO API is described in README's event catalogue.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /metrics is an async Django view, outside DRF: described by this hook instead.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "realtime.schema.add_metrics_paths"],
 }
 
 # -- logging (seed: Logging Configuration) -----------------------------------------------------

@@ -1,4 +1,4 @@
-"""Django URLs: health, admin, the REST API and the live page."""
+"""Django URLs: health, admin, the REST API (market, transactions, automations, system notifications) and the live page."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/market/", include("market.urls")),
     path("api/transactions/", include("transactions.urls")),
     path("api/automations/", include("automation.urls")),
+    path("api/system/", include("realtime.notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("web.urls")),

@@ -1,4 +1,4 @@
-"""Payload shapes of the market:* events."""
+"""Payload shapes of the market:* events, and of the feed's REST answer."""
 
 import re
 
@@ -28,3 +28,23 @@ class PairsSerializer(serializers.Serializer):
 
 class PairSerializer(serializers.Serializer):
     pair = PairField()
+
+
+class FeedBudgetSerializer(serializers.Serializer):
+    """GET /api/market/feed (and /metrics' `market` block): what selectors.feed_budget returns."""
+
+    mode = serializers.ChoiceField(choices=["poll", "stream"])
+    runner = serializers.ChoiceField(choices=["in-process", "celery"])
+    horizon = serializers.CharField()
+    network = serializers.CharField()
+    requestsPerHour = serializers.IntegerField()
+    budgetShare = serializers.FloatField()
+    requestsPerPoll = serializers.IntegerField()
+    activePairs = serializers.ListField(child=serializers.CharField())
+    pollIntervalSeconds = serializers.FloatField()
+    spentThisHour = serializers.IntegerField()
+    spentLastHour = serializers.IntegerField()
+    rateLimit = serializers.DictField(allow_null=True, help_text="Horizon's last X-RateLimit-* headers")
+    pausedUntil = serializers.FloatField(allow_null=True, help_text="epoch seconds, while a 429 pauses the feed")
+    pauseReason = serializers.CharField(allow_null=True)
+    pairs = serializers.DictField(child=serializers.DictField(), help_text="per active pair: poll state, subscribers, sequence")

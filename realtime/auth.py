@@ -18,6 +18,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
 
 from .errors import RealtimeError
 
@@ -273,3 +274,12 @@ class SupabaseJWTAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="galaxy"'
+
+
+class HasAdminPermission(BasePermission):
+    """DRF: the verified token carries the `admin` permission (as admins' sockets may join any room)."""
+
+    message = "the admin permission is required"
+
+    def has_permission(self, request, view) -> bool:
+        return bool(getattr(request.user, "is_admin", False))

@@ -26,6 +26,11 @@ class EventRouter:
     def add(self, event: str, handler: Handler) -> None:
         self._routes[event] = handler
 
+    @property
+    def events(self) -> list[str]:
+        """Every event name a client may send, sorted (for the README's catalogue test)."""
+        return sorted(self._routes)
+
     def resolve(self, event: str) -> Handler:
         try:
             return self._routes[event]

@@ -7,14 +7,32 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import metrics
 from .auth import AuthFailed, bearer_token, verifier_from_settings
+from .schema import UNAUTHENTICATED
 
 STARTED_AT = time.monotonic()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy"])
+    timestamp = serializers.IntegerField(help_text="milliseconds since the epoch")
+    uptime = serializers.IntegerField(help_text="seconds since this process started")
+    version = serializers.CharField()
+    environment = serializers.CharField()
+    checks = serializers.DictField(child=serializers.CharField(), help_text='"ok" or "failed: why", per check')
+
+
+class MeSerializer(serializers.Serializer):
+    userId = serializers.CharField()
+    userEmail = serializers.CharField(allow_null=True)
+    permissions = serializers.ListField(child=serializers.CharField())
 
 
 class HealthView(APIView):
@@ -28,6 +46,10 @@ class HealthView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(summary="Health", responses={
+        200: OpenApiResponse(HealthSerializer, description="healthy, or degraded (Redis or a domain check failing)"),
+        503: OpenApiResponse(HealthSerializer, description="unhealthy: no database"),
+    })
     def get(self, request):
         checks = {"database": _check_database()}
         if settings.REDIS_URL:
@@ -107,6 +129,7 @@ async def _is_admin(request) -> bool:
 class MeView(APIView):
     """Who the bearer token says you are, as the socket's `authenticated` event would."""
 
+    @extend_schema(summary="The bearer token's user", responses={200: MeSerializer, 401: UNAUTHENTICATED})
     def get(self, request):
         user = request.user
         return Response({"userId": user.user_id, "userEmail": user.email, "permissions": list(user.permissions)})

@@ -75,6 +75,7 @@ function replyCheck(what) {
 function joinRooms() {
   socket.emit("market:subscribe", { pairs: [pair] }, replyCheck("market:subscribe"));
   socket.emit("market:subscribe_orderbook", { pair }, replyCheck("market:subscribe_orderbook"));
+  socket.emit("subscribe", { room: "system:notifications" }, replyCheck("subscribe system:notifications"));
   if (token) socket.emit("authenticate", { token });
 }
 
@@ -151,6 +152,25 @@ socket.on("market:trade", (trade) => {
     ` ${fmt(trade.volume, 2)} at ${fmt(trade.price)} · ${clock(trade.tradedAt)}`);
   prependCapped($("trades"), item);
   $("trades-empty").hidden = true;
+});
+
+// -- system notifications (operators: REST POST /api/system/notifications or the Django admin) --
+
+const MAX_NOTIFICATIONS = 5; // the latest few stay in view; older ones are news no longer
+
+socket.on("system:notification", ({ id, level, title, message, timestamp }) => {
+  const list = $("notifications");
+  if (list.querySelector(`li[data-id="${CSS.escape(String(id))}"]`)) return; // recovery may replay it
+  const item = el("li", undefined, `level-${level}`);
+  item.dataset.id = id;
+  item.dataset.level = level;
+  // The level is a word, not only a colour: "CRITICAL", "WARNING", "INFO".
+  item.append(el("strong", String(level).toUpperCase()), ` ${clock(timestamp)} · `);
+  if (title) item.append(el("strong", title), ": ");
+  item.append(message);
+  list.prepend(item);
+  while (list.children.length > MAX_NOTIFICATIONS) list.lastElementChild.remove();
+  list.dataset.count = String(Number(list.dataset.count) + 1);
 });
 
 // -- the signed-in user's wallets and automations ----------------------------------------------

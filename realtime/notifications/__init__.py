@@ -1,0 +1,1 @@
+"""Operator messages to the public `system:notifications` room, with a log of who sent what."""
