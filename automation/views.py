@@ -15,13 +15,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime.api import RealtimeError
+from realtime.schema import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, ErrorSerializer
 
-from . import schema, selectors, services  # noqa: F401  (schema: registers the bearer scheme)
+from . import selectors, services
 from .serializers import (MAX_PAGE_SIZE, PAGE_SIZE, AutomationCreateSerializer, AutomationFilterSerializer, AutomationPageSerializer,
                           AutomationRunPageSerializer, AutomationRunSerializer, AutomationSerializer, AutomationWriteSerializer, PageQuerySerializer)
 
 TAG = ["automations"]
-NOT_FOUND = OpenApiResponse(description="no automation of that id is yours: {code: not_found, message}")
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="no automation of that id is yours: {code: not_found, message}")
+TOO_LARGE = OpenApiResponse(DetailSerializer, description="the body is over DATA_UPLOAD_MAX_MEMORY_SIZE")
+# What every operation here may answer besides its success (401: no token, or a bad one).
+READ = {401: UNAUTHENTICATED, 404: NOT_FOUND}
+WRITE = {400: FIELD_ERRORS, 401: UNAUTHENTICATED, 404: NOT_FOUND, 413: TOO_LARGE}
 
 
 class Pages(PageNumberPagination):
@@ -56,7 +61,7 @@ class AutomationListView(APIView):
     """GET: the caller's automations, newest first, paginated; POST: a new one."""
 
     @extend_schema(tags=TAG, operation_id="api_automations_list", parameters=[AutomationFilterSerializer],
-                   responses=AutomationPageSerializer)
+                   responses={200: AutomationPageSerializer, 400: FIELD_ERRORS, 401: UNAUTHENTICATED})
     def get(self, request):
         filters = AutomationFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -69,7 +74,7 @@ class AutomationListView(APIView):
         page = pages.paginate_queryset(query, request, view=self)
         return pages.get_paginated_response(AutomationSerializer(page, many=True).data)
 
-    @extend_schema(tags=TAG, request=AutomationCreateSerializer, responses={201: AutomationSerializer})
+    @extend_schema(tags=TAG, request=AutomationCreateSerializer, responses={201: AutomationSerializer, 400: FIELD_ERRORS, 401: UNAUTHENTICATED, 413: TOO_LARGE})
     def post(self, request):
         body = AutomationCreateSerializer(data=body_of(request), context=caller(request))
         body.is_valid(raise_exception=True)
@@ -80,7 +85,7 @@ class AutomationListView(APIView):
 class AutomationDetailView(APIView):
     """GET, PUT (every writable field), PATCH (some), DELETE one automation."""
 
-    @extend_schema(tags=TAG, responses={200: AutomationSerializer, 404: NOT_FOUND})
+    @extend_schema(tags=TAG, responses={200: AutomationSerializer, **READ})
     def get(self, request, automation_id: str):
         try:
             automation = selectors.automation_of(automation_id=automation_id, **caller(request))
@@ -88,11 +93,11 @@ class AutomationDetailView(APIView):
             return not_found(exc)
         return Response(services.status_of(automation))
 
-    @extend_schema(tags=TAG, request=AutomationWriteSerializer, responses={200: AutomationSerializer, 404: NOT_FOUND})
+    @extend_schema(tags=TAG, request=AutomationWriteSerializer, responses={200: AutomationSerializer, **WRITE})
     def put(self, request, automation_id: str):
         return self.update(request, automation_id, partial=False)
 
-    @extend_schema(tags=TAG, request=AutomationWriteSerializer, responses={200: AutomationSerializer, 404: NOT_FOUND})
+    @extend_schema(tags=TAG, request=AutomationWriteSerializer, responses={200: AutomationSerializer, **WRITE})
     def patch(self, request, automation_id: str):
         return self.update(request, automation_id, partial=True)
 
@@ -106,7 +111,7 @@ class AutomationDetailView(APIView):
         automation = services.automation_update(automation=automation, changes=body.validated_data)
         return Response(services.status_of(automation))
 
-    @extend_schema(tags=TAG, responses={204: None, 404: NOT_FOUND})
+    @extend_schema(tags=TAG, responses={204: None, **READ})
     def delete(self, request, automation_id: str):
         try:
             automation = selectors.automation_of(automation_id=automation_id, **caller(request))
@@ -121,7 +126,7 @@ class AutomationEnableView(APIView):
 
     change = staticmethod(services.automation_enable)
 
-    @extend_schema(tags=TAG, request=None, responses={200: AutomationSerializer, 404: NOT_FOUND})
+    @extend_schema(tags=TAG, request=None, responses={200: AutomationSerializer, **READ})
     def post(self, request, automation_id: str):
         try:
             automation = selectors.automation_of(automation_id=automation_id, **caller(request))
@@ -140,7 +145,7 @@ class AutomationRunsView(APIView):
     """GET {id}/runs: the automation's runs, newest first, paginated."""
 
     @extend_schema(tags=TAG, parameters=[PageQuerySerializer],
-                   responses={200: AutomationRunPageSerializer, 404: NOT_FOUND})
+                   responses={200: AutomationRunPageSerializer, 400: FIELD_ERRORS, **READ})
     def get(self, request, automation_id: str):
         try:
             automation = selectors.automation_of(automation_id=automation_id, **caller(request))

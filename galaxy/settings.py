@@ -184,6 +184,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "realtime",
     "realtime.notifications",
@@ -236,6 +237,9 @@ SPECTACULAR_SETTINGS = {
     "(Authorization: Bearer ...); the Socket.IO API is described in README's event catalogue.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar's static files, not a CDN (works offline).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # /metrics is an async Django view, outside DRF: described by this hook instead.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "realtime.schema.add_metrics_paths"],
 }

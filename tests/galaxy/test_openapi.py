@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import re
 import sys
 import time
 import uuid
@@ -196,3 +197,13 @@ def test_swagger_ui_answers(server):
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
     assert "swagger-ui" in response.text and "/api/schema/" in response.text
+
+
+def test_swagger_ui_loads_its_files_from_this_server_not_a_cdn(server):
+    html = requests.get(f"{server.url}/api/docs/", timeout=10).text
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+    assert any("swagger-ui-bundle" in a for a in assets), html[:2000]
+    for asset in assets:
+        assert not asset.startswith(("http://", "https://", "//")), f"{asset} is not served by us"
+        response = requests.get(f"{server.url}{asset}", timeout=10)
+        assert response.status_code == 200, asset
