@@ -96,3 +96,23 @@ async def execute_in_process(run_id: str) -> None:
             logger.exception("automation run %s: execution failed", run_id)
             return
     await emit_all(events)
+
+
+def ensure_engine_running() -> None:
+    """On the embedded default, start the in-process market feed at server start when active
+    automations need prices (else it starts with the first market:* event, maybe never)."""
+    from django.conf import settings
+
+    if settings.AUTOMATION_IN_PROCESS and settings.MARKET_FEED_IN_PROCESS:
+        task = asyncio.ensure_future(_start_feed_for_automations())
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+
+
+async def _start_feed_for_automations() -> None:
+    from market.tasks import ensure_feed_running
+
+    from .models import Automation
+
+    if await Automation.objects.filter(status=Automation.Status.ACTIVE).aexists():
+        ensure_feed_running()
