@@ -109,10 +109,22 @@ def ensure_engine_running() -> None:
         task.add_done_callback(_running.discard)
 
 
-async def _start_feed_for_automations() -> None:
-    from market.tasks import ensure_feed_running
+def _any_active() -> bool:
+    from django.db import connections
 
     from .models import Automation
 
-    if await Automation.objects.filter(status=Automation.Status.ACTIVE).aexists():
+    try:
+        return Automation.objects.filter(status=Automation.Status.ACTIVE).exists()
+    finally:
+        # A thread of its own, its connection closed after: run in the shared sync thread at
+        # start, this query left the first requests' SQLite writes failing "database is
+        # locked" (seen in tests/transactions/test_e2e.py; the cause was not pinned down).
+        connections.close_all()
+
+
+async def _start_feed_for_automations() -> None:
+    from market.tasks import ensure_feed_running
+
+    if await sync_to_async(_any_active, thread_sensitive=False)():
         ensure_feed_running()
