@@ -13,6 +13,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from automation.tasks import ensure_engine_running  # noqa: E402
 from realtime.app import build_engine, cleanups_of, gate_from_settings  # noqa: E402
 from realtime.forwarding import Forwarder  # noqa: E402
 from realtime.lifecycle import Lifecycle, LifecycleMiddleware  # noqa: E402
@@ -28,8 +29,9 @@ http_routes, websocket_routes = socketio_routes(engine, gate, forwarder=forwarde
 lifecycle = Lifecycle(
     engine,
     # The in-process transaction watcher (embedded default) runs from the first request: a
-    # socket hears its wallets' events in user:{id} without ever sending a transaction:* event.
-    on_start=[*([forwarder.start] if forwarder else []), ensure_watcher_running],
+    # socket hears its wallets' events in user:{id} without ever sending a transaction:* event;
+    # the feed, when active automations need prices nobody subscribed to.
+    on_start=[*([forwarder.start] if forwarder else []), ensure_watcher_running, ensure_engine_running],
     cleanups=cleanups_of(engine, gate),
     cleanup_interval=settings.ROOM_CLEANUP_INTERVAL_MS / 1000,
 )

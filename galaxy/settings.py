@@ -286,6 +286,9 @@ MARKET_MIN_POLL_INTERVAL = env_seconds("MARKET_MIN_POLL_INTERVAL", 1.0)
 HORIZON_REQUEST_TIMEOUT = env_seconds("HORIZON_REQUEST_TIMEOUT", 10.0)
 # Without Redis there is no Celery: the server process runs the same feed in its event loop.
 MARKET_FEED_IN_PROCESS = env_bool("MARKET_FEED_IN_PROCESS", not REDIS_URL)
+# Pairs fed even with no subscriber: "module.function"s returning pair names (market imports no
+# other app). Active automations need their pair's prices whether or not anyone watches it.
+MARKET_FEED_PAIR_SOURCES = ["automation.engine.watched_pairs"]
 
 # Snapshots, cursors and the feed's schedule are shared by the server and Celery through the
 # cache, and room owners' invalidations must reach every process: Redis when it is there.
@@ -326,3 +329,12 @@ CELERY_BEAT_SCHEDULE["transactions-watch-tick"] = {
     # A tick not run within two intervals is superseded by the next one.
     "options": {"expires": TRANSACTION_POLL_INTERVAL * 2},
 }
+
+# -- automations -------------------------------------------------------------------------------
+# Without Redis there is no Celery: the server process evaluates price updates and executes
+# automations itself (in threads off its event loop); with Redis, Celery tasks do.
+AUTOMATION_IN_PROCESS = env_bool("AUTOMATION_IN_PROCESS", not REDIS_URL)
+# A Fernet key (urlsafe base64 of 32 bytes: `python -c "from cryptography.fernet import Fernet;
+# print(Fernet.generate_key().decode())"`) encrypting custodial wallet secrets. Empty: no
+# custodial signing, and payment automations end in automation:error custody_unavailable.
+WALLET_ENCRYPTION_KEY = env("WALLET_ENCRYPTION_KEY", "")

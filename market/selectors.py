@@ -6,6 +6,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.module_loading import import_string
 
 from realtime.api import occupied_rooms
 
@@ -71,14 +72,23 @@ def active_pairs(occupied: set[str] | None | object = ...) -> list[MarketPair]:
     someone is subscribed to (`market:{PAIR}` or its order-book room, by any path), from
     realtime's count of room members across the cluster. When that count is unknown (no server
     has published it yet, Redis unreachable), every enabled pair: a missed listener costs more
-    than budget.
+    than budget. Pairs another app needs fed without a subscriber (MARKET_FEED_PAIR_SOURCES, e.g.
+    the pairs active automations watch) are polled too.
     """
     pairs = [pair for pair in MarketPair.objects.filter(enabled=True, network=settings.STELLAR_NETWORK) if pair.is_configured]
     if occupied is ...:
         occupied = occupied_rooms()
     if occupied is None:
         return pairs
-    return [pair for pair in pairs if f"market:{pair.name}" in occupied or f"market:{pair.name}:orderbook" in occupied]
+    wanted = wanted_pairs()
+    return [pair for pair in pairs
+            if pair.name in wanted or f"market:{pair.name}" in occupied or f"market:{pair.name}:orderbook" in occupied]
+
+
+def wanted_pairs() -> set[str]:
+    """Pair names other apps need fed whoever listens: functions named in MARKET_FEED_PAIR_SOURCES
+    (market imports no other app; it finds them as realtime finds room owners)."""
+    return {name for path in getattr(settings, "MARKET_FEED_PAIR_SOURCES", ()) for name in import_string(path)()}
 
 
 def snapshot(name: str) -> dict | None:

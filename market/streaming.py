@@ -18,6 +18,7 @@ from realtime.api import emit
 
 from . import selectors, services
 from .models import MarketPair
+from .signals import asend_price_updates
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +74,4 @@ class StreamFeed:
                 continue
             for room, event, data in events or []:
                 await emit(room, event, data)
+            await asend_price_updates(events)

@@ -16,6 +16,7 @@ from django.conf import settings
 from realtime.api import emit, emit_sync
 
 from . import selectors, services
+from .signals import asend_price_updates, send_price_updates
 from .models import MarketPair
 from .services import HorizonUnavailable
 
@@ -75,6 +76,7 @@ def market_poll_pair(pair_id: int) -> dict:
         # The snapshot has moved on: an event not emitted now would never be, so a Redis fault
         # is waited out here (Redis is also the broker: the worker could do nothing else).
         emit_sync(room, event, data, retry_for=EMIT_RETRY_SECONDS)
+    send_price_updates(events)
     return poll_result(pair, events)
 
 
@@ -105,6 +107,7 @@ class InProcessFeed:
             return await sync_to_async(handle_poll_failure)(pair, exc)
         for room, event, data in events or []:
             await emit(room, event, data)
+        await asend_price_updates(events)
         return await sync_to_async(poll_result)(pair, events)
 
 

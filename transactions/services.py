@@ -29,6 +29,7 @@ from .errors import HorizonUnavailable as HorizonUnavailableError
 from .errors import InvalidEnvelope, SubmissionRejected, TransactionNotFound
 from .horizon import PASSPHRASES, HorizonUnavailable
 from .models import TrackedTransaction, Wallet
+from .signals import transaction_settled
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +227,18 @@ def _settle(tracked: TrackedTransaction, record: dict) -> None:
         tracked.error = f"transaction failed: {horizon.describe(tx_code, op_codes)}"
 
 
+def _settled_on_commit(tracked: TrackedTransaction) -> None:
+    """Tell listeners (automation) once the settlement is committed; a listener's fault is logged,
+    never the watcher's."""
+
+    def send() -> None:
+        for receiver, result in transaction_settled.send_robust(sender=TrackedTransaction, tracked=tracked):
+            if isinstance(result, Exception):
+                logger.error("transaction_settled receiver %r failed for %s: %r", receiver, tracked.hash, result)
+
+    transaction.on_commit(send)
+
+
 def pending_settle(*, tx_hash: str, record: dict | None, now: datetime | None = None) -> int:
     """Settle the pending rows of `tx_hash` from Horizon's answer (None: in no ledger yet), or
     time them out past their deadline; how many rows changed."""
@@ -241,6 +254,7 @@ def pending_settle(*, tx_hash: str, record: dict | None, now: datetime | None = 
             else:
                 continue
             tracked.save()
+            _settled_on_commit(tracked)
             changed += 1
     return changed
 
@@ -278,6 +292,7 @@ def wallet_record_page(*, wallet_id: str, since: str, records: list[dict]) -> st
                 continue
             _settle(tracked, record)
             tracked.save()
+            _settled_on_commit(tracked)
         wallet.cursor = str(records[-1]["paging_token"])
         wallet.save(update_fields=["cursor"])
     return wallet.cursor

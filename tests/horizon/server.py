@@ -14,6 +14,9 @@ Control API (JSON bodies; assets as "native" or "CODE:ISSUER"):
 - POST /_control/submission {status, result_codes?}  the next transactions_async answers ERROR
                                        (400, result codes), DUPLICATE (409) or TRY_AGAIN_LATER (503)
 - GET  /_control/submitted             {hash: envelope} received and not yet in a ledger
+- POST /_control/account {account, sequence?, balance?}  a funded account (GET /accounts/{id});
+                                       transactions_async then checks its sequence number
+                                       (tx_bad_seq) and signature (tx_bad_auth), as stellar-core does
 - POST /_control/reset                 forget everything (markets, failures, counters)
 - GET  /_control/requests              {path: count} of Horizon requests served (not control ones)
 """
@@ -96,6 +99,7 @@ class LocalHorizon:
             web.get("/trades", self.trades),
             web.get("/trade_aggregations", self.trade_aggregations),
             web.get("/transactions/{hash}", self.transaction),
+            web.get("/accounts/{account}", self.account),
             web.get("/accounts/{account}/transactions", self.account_transactions),
             web.get("/accounts/{account}/payments", self.account_payments),
             web.post("/transactions_async", self.submit_async),
@@ -108,6 +112,7 @@ class LocalHorizon:
             web.post("/_control/include", self.control_include),
             web.post("/_control/submission", self.control_submission),
             web.get("/_control/submitted", self.control_submitted),
+            web.post("/_control/account", self.control_account),
             web.get("/_control/requests", self.control_requests),
         ])
         if live:
@@ -253,6 +258,12 @@ class LocalHorizon:
             return problem(404, "Resource Missing", "The resource at the url requested was not found.", "not_found")
         return self.hal(self.world.transaction_json(tx))
 
+    async def account(self, request):
+        account = request.match_info["account"]
+        if account not in self.world.accounts:
+            return problem(404, "Resource Missing", "The resource at the url requested was not found.", "not_found")
+        return self.hal(self.world.account_json(account))
+
     def _account_rows(self, request) -> list:
         """The account's transactions, as Horizon pages them: `cursor` (a paging token, "now"),
         `order`, `limit`, and failed ones only with include_failed=true."""
@@ -309,6 +320,13 @@ class LocalHorizon:
                 body["errorResultXdr"] = result_xdr(False, answer.get("result_codes"))
             return web.Response(status=status, text=json.dumps(body), content_type="application/json")
         tx = envelope.transaction
+        if tx_hash in self.world.submitted or tx_hash in self.world.transactions:
+            # Seen before (a client retrying after a lost answer): core reports it, nothing changes.
+            return web.Response(status=409, text=json.dumps({"tx_status": "DUPLICATE", "hash": tx_hash}), content_type="application/json")
+        refusal = self._core_refusal(envelope)
+        if refusal is not None:
+            body = {"tx_status": "ERROR", "hash": tx_hash, "errorResultXdr": result_xdr(False, {"transaction": refusal})}
+            return web.Response(status=400, text=json.dumps(body), content_type="application/json")
         op = tx.operations[0] if tx.operations else None
         asset = getattr(op, "asset", None)
         self.world.submitted[tx_hash] = {
@@ -316,8 +334,30 @@ class LocalHorizon:
             "destination": getattr(getattr(op, "destination", None), "account_id", "") if op else "",
             "amount": str(getattr(op, "amount", "0")), "memo": getattr(tx.memo, "memo_text", b"").decode() if hasattr(tx.memo, "memo_text") else None,
             "asset": "native" if asset is None or asset.is_native() else f"{asset.code}:{asset.issuer}",
+            "sequence": tx.sequence,
         }
         return web.Response(status=201, text=json.dumps({"tx_status": "PENDING", "hash": tx_hash}), content_type="application/json")
+
+    def _core_refusal(self, envelope) -> str | None:
+        """What stellar-core checks of a funded source account: the next sequence number and a
+        valid signature of its key (accounts never funded through the control API are not checked)."""
+        from stellar_sdk import Keypair
+        from stellar_sdk.exceptions import BadSignatureError
+
+        source = envelope.transaction.source.account_id
+        account = self.world.accounts.get(source)
+        if account is None:
+            return None
+        if envelope.transaction.sequence != account["sequence"] + 1:
+            return "tx_bad_seq"
+        keypair, signed = Keypair.from_public_key(source), False
+        for signature in envelope.signatures:
+            try:
+                keypair.verify(envelope.hash(), signature.signature)
+                signed = True
+            except BadSignatureError:
+                continue
+        return None if signed else "tx_bad_auth"
 
     async def _stream(self, request, page, cursor=None) -> web.StreamResponse:
         """Horizon's SSE: a `retry` and a "hello", then one event per record (id = paging token)."""
@@ -381,6 +421,11 @@ class LocalHorizon:
     async def control_submission(self, request):
         self.submission_answers.append(await request.json())
         return web.json_response({"ok": True})
+
+    async def control_account(self, request):
+        body = await request.json()
+        row = self.world.fund_account(body["account"], body.get("sequence"), body.get("balance", "10000"))
+        return web.json_response({"account": body["account"], "sequence": str(row["sequence"])})
 
     async def control_submitted(self, request):
         return web.json_response(self.world.submitted)

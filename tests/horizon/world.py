@@ -134,6 +134,7 @@ class World:
         self.markets: dict[tuple[str, str], Market] = {}
         self.transactions: dict[str, Transaction] = {}
         self.submitted: dict[str, dict] = {}  # received by transactions_async, in no ledger yet
+        self.accounts: dict[str, dict] = {}  # funded accounts: {"sequence": int, "balance": Decimal}
         self.ledger = FIRST_LEDGER
         self._ops = itertools.count(1)
         self.version = 0  # bumped on every change, for SSE streams to wait on
@@ -184,9 +185,19 @@ class World:
         self.version += 1
         return tx
 
+    def fund_account(self, account: str, sequence: int | None = None, balance="10000") -> dict:
+        """An account on the ledger (created in the next ledger: its sequence starts there)."""
+        ledger, _ = self.next_token()
+        self.accounts[account] = {"sequence": ledger << 32 if sequence is None else int(sequence), "balance": Decimal(str(balance))}
+        self.version += 1
+        return self.accounts[account]
+
     def include_submitted(self, tx_hash: str, successful: bool = True, result_codes: dict | None = None) -> Transaction:
-        """A transaction received by transactions_async enters the next ledger."""
+        """A transaction received by transactions_async enters the next ledger (its source
+        account's sequence number is consumed, successful or not, as on Stellar)."""
         envelope = self.submitted.pop(tx_hash)
+        if envelope["source"] in self.accounts and envelope.get("sequence") is not None:
+            self.accounts[envelope["source"]]["sequence"] = envelope["sequence"]
         return self.add_transaction(envelope["source"], envelope["destination"], envelope["amount"], envelope["asset"],
                                     successful, envelope["memo"], tx_hash, envelope["xdr"], result_codes)
 
@@ -319,6 +330,23 @@ class World:
                 "close": amount(prices[-1]), "close_r": r(prices[-1]),
             })
         return records
+
+    def account_json(self, account: str) -> dict:
+        """Horizon's account resource (the fields stellar-sdk's load_account and wallets read)."""
+        row = self.accounts[account]
+        path = f"/accounts/{account}"
+        return {
+            "_links": {"self": self.link(path), "transactions": self.link(f"{path}/transactions{{?cursor,limit,order}}", True),
+                       "payments": self.link(f"{path}/payments{{?cursor,limit,order}}", True)},
+            "id": account, "account_id": account, "sequence": str(row["sequence"]), "sequence_ledger": self.ledger,
+            "subentry_count": 0, "last_modified_ledger": self.ledger,
+            "thresholds": {"low_threshold": 0, "med_threshold": 0, "high_threshold": 0},
+            "flags": {"auth_required": False, "auth_revocable": False, "auth_immutable": False, "auth_clawback_enabled": False},
+            "balances": [{"balance": amount(row["balance"]), "buying_liabilities": "0.0000000", "selling_liabilities": "0.0000000",
+                          "asset_type": "native"}],
+            "signers": [{"weight": 1, "key": account, "type": "ed25519_public_key"}],
+            "num_sponsoring": 0, "num_sponsored": 0, "paging_token": account, "data": {},
+        }
 
     def transaction_json(self, tx: Transaction) -> dict:
         path = f"/transactions/{tx.hash}"

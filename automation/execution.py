@@ -1,0 +1,120 @@
+"""Executing a fired run: its action, and how the run ends (the automation:executed / error events).
+
+One attempt at a time (run_execute); the caller retries a Retryable with backoff and, out of
+attempts, ends the run with run_give_up. A payment's run waits in `submitted` until the
+transactions app settles its transaction (run_settle, from transactions' transaction_settled):
+- in a ledger and successful: automation:executed {result: "success", transactionHash};
+- in a ledger and failed: automation:executed {result: "failed", transactionHash, error};
+- anything before the ledger (no custody, Horizon down after the retries, refused at
+  submission, a bad destination, timed out unsubmitted): automation:error {error, errorCode}.
+Every ending is a conditional update of the run's status, so it is emitted once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from transactions.models import TrackedTransaction
+
+from . import payments
+from .custody import CustodyError
+from .engine import Event, ms, rooms_of
+from .models import Automation, AutomationRun
+
+logger = logging.getLogger(__name__)
+
+Status = AutomationRun.Status
+OPEN = (Status.PENDING, Status.SUBMITTED)
+
+
+class Retryable(Exception):
+    """This attempt failed for a passing reason (Horizon unavailable): try again later."""
+
+
+def _base(run: AutomationRun) -> dict:
+    automation = run.automation
+    return {"automationId": str(automation.pk), "userId": automation.owner_id, "walletId": str(automation.wallet_id)}
+
+
+def _close(run: AutomationRun, *, status: str, from_statuses=OPEN, **fields) -> bool:
+    """Move the run to `status` if nobody has ended it yet; whether this call did."""
+    return bool(AutomationRun.objects.filter(pk=run.pk, status__in=from_statuses).update(status=status, finished_at=timezone.now(), **fields))
+
+
+def _executed(run: AutomationRun, *, at: datetime, success: bool, tx_hash: str = "", error: str = "", error_code: str = "") -> list[Event]:
+    result = {**run.result, "result": "success" if success else "failed"}
+    if not _close(run, status=Status.EXECUTED if success else Status.FAILED, executed_at=at, result=result,
+                  error=error, error_code=error_code, **({"transaction_hash": tx_hash} if tx_hash else {})):
+        return []
+    counter = "execution_count" if success else "failure_count"
+    Automation.objects.filter(pk=run.automation_id).update(**{counter: F(counter) + 1}, last_executed_at=at)
+    data = {**_base(run), "result": result["result"], "executedAt": ms(at)}
+    if tx_hash:
+        data["transactionHash"] = tx_hash
+    if error:
+        data["error"] = error
+    return [(rooms_of(run.automation), "automation:executed", data)]
+
+
+def _error(run: AutomationRun, *, error: str, code: str) -> list[Event]:
+    at = timezone.now()
+    if not _close(run, status=Status.FAILED, error=error, error_code=code):
+        return []
+    Automation.objects.filter(pk=run.automation_id).update(failure_count=F("failure_count") + 1)
+    logger.warning("automation %s run %s failed before execution: %s (%s)", run.automation_id, run.pk, error, code)
+    return [(rooms_of(run.automation), "automation:error", {**_base(run), "error": error, "errorCode": code, "errorAt": ms(at)})]
+
+
+def run_execute(*, run_id: str) -> list[Event]:
+    """One attempt at the run's action; the events to emit. Raises Retryable."""
+    with transaction.atomic():
+        run = AutomationRun.objects.select_for_update().select_related("automation", "automation__wallet").filter(pk=run_id).first()
+        if run is None or run.status != Status.PENDING:
+            return []  # gone with its automation, or already ended / submitted
+        AutomationRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+    if run.automation.action_type == Automation.ActionType.NOTIFY:
+        return _executed(run, at=timezone.now(), success=True)
+    if run.automation.action_type != Automation.ActionType.PAYMENT:
+        return _error(run, error=f"unknown action {run.automation.action_type!r}", code="invalid_action")
+    try:
+        tx_hash = payments.payment_submit(run=run)
+    except payments.PaymentRetryable as exc:
+        raise Retryable(str(exc)) from None
+    except payments.PaymentRefused as exc:
+        return _error(run, error=str(exc), code=exc.code)
+    except CustodyError as exc:
+        return _error(run, error=exc.message, code=exc.code)
+    AutomationRun.objects.filter(pk=run.pk, status=Status.PENDING).update(status=Status.SUBMITTED, transaction_hash=tx_hash)
+    # The watcher may have settled it between submission and now: settle from the row then.
+    tracked = TrackedTransaction.objects.filter(hash=tx_hash, wallet_id=run.automation.wallet_id).exclude(
+        status=TrackedTransaction.Status.PENDING).first()
+    return run_settle(tracked=tracked) if tracked is not None else []
+
+
+def run_give_up(*, run_id: str, error: str) -> list[Event]:
+    """Out of attempts: the run ends in automation:error (Horizon stayed unavailable)."""
+    run = AutomationRun.objects.select_related("automation").filter(pk=run_id).first()
+    if run is None:
+        return []
+    return _error(run, error=f"Horizon unavailable after {run.attempts} attempts: {error}", code="horizon_unavailable")
+
+
+def run_settle(*, tracked: TrackedTransaction) -> list[Event]:
+    """A tracked transaction settled: end the runs that submitted it."""
+    events: list[Event] = []
+    runs = AutomationRun.objects.select_related("automation").filter(
+        transaction_hash=tracked.hash, automation__wallet_id=tracked.wallet_id, status__in=OPEN)
+    for run in runs:
+        if tracked.status == TrackedTransaction.Status.CONFIRMED:
+            events += _executed(run, at=tracked.confirmed_at or timezone.now(), success=True, tx_hash=tracked.hash)
+        elif tracked.ledger is not None:  # in a ledger, failed there
+            events += _executed(run, at=tracked.failed_at or timezone.now(), success=False, tx_hash=tracked.hash,
+                                error=tracked.error, error_code=tracked.error_code)
+        else:  # timed out: it never reached a ledger
+            events += _error(run, error=tracked.error or "the payment never reached a ledger", code=tracked.error_code or "tx_timeout")
+    return events
