@@ -207,7 +207,7 @@ async def test_the_schema_describes_the_automation_endpoints(server):
     assert {"get", "put", "patch", "delete"} <= set(paths["/api/automations/{automation_id}"])
     assert "post" in paths["/api/automations/{automation_id}/enable"] and "get" in paths["/api/automations/{automation_id}/runs"]
     assert "AutomationCreate" in schema["components"]["schemas"]
-    assert schema["components"]["securitySchemes"]["SupabaseJWT"]["scheme"] == "bearer"
+    assert schema["components"]["securitySchemes"]["supabaseBearer"]["scheme"] == "bearer"
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{server.url}/api/docs/") as response:
             assert response.status == 200 and "swagger" in (await response.text()).lower()
