@@ -99,32 +99,12 @@ async def execute_in_process(run_id: str) -> None:
 
 
 def ensure_engine_running() -> None:
-    """On the embedded default, start the in-process market feed at server start when active
-    automations need prices (else it starts with the first market:* event, maybe never)."""
+    """On the embedded default, start the in-process market feed with the server, so automations
+    get prices whoever subscribes, including ones enabled later. It costs nothing idle: the feed
+    polls only pairs someone here subscribed to or an active automation watches."""
     from django.conf import settings
 
-    if settings.AUTOMATION_IN_PROCESS and settings.MARKET_FEED_IN_PROCESS:
-        task = asyncio.ensure_future(_start_feed_for_automations())
-        _running.add(task)
-        task.add_done_callback(_running.discard)
-
-
-def _any_active() -> bool:
-    from django.db import connections
-
-    from .models import Automation
-
-    try:
-        return Automation.objects.filter(status=Automation.Status.ACTIVE).exists()
-    finally:
-        # A thread of its own, its connection closed after: run in the shared sync thread at
-        # start, this query left the first requests' SQLite writes failing "database is
-        # locked" (seen in tests/transactions/test_e2e.py; the cause was not pinned down).
-        connections.close_all()
-
-
-async def _start_feed_for_automations() -> None:
     from market.tasks import ensure_feed_running
 
-    if await sync_to_async(_any_active, thread_sensitive=False)():
+    if settings.AUTOMATION_IN_PROCESS and settings.MARKET_FEED_IN_PROCESS:
         ensure_feed_running()

@@ -1,5 +1,6 @@
 """The embedded default (no Redis, no Celery): the server process feeds the automations' pair,
-evaluates each price update and executes in-process; a real client hears it."""
+evaluates each price update and executes in-process; a real client hears it. The automation is
+enabled only after the server started, and nobody subscribes to its pair: the feed still polls it."""
 
 from __future__ import annotations
 
@@ -49,14 +50,16 @@ from automation.models import Automation
 MarketPair.objects.create(name='{code}_USDC', network='testnet', base_code='{code}', base_issuer='{base.split(':')[1]}',
     counter_code='USDC', counter_issuer='{USDC_TESTNET}', enabled=True, horizon_url='{horizon.url}')
 Wallet.objects.create(id='{wallet_id}', owner_id='{user}', public_key='{Keypair.random().public_key}')
-Automation.objects.create(id='{automation_id}', owner_id='{user}', wallet_id='{wallet_id}', name='n', status='active',
+Automation.objects.create(id='{automation_id}', owner_id='{user}', wallet_id='{wallet_id}', name='n', status='paused',
     pair='{code}_USDC', trigger_type='price_above', trigger_params={{"threshold": "2"}}, cooldown_seconds=3600)
 """)
     server = start_daphne("galaxy.asgi:application", env, ROOT / "artifacts" / f"automation-in-process-{os.getpid()}.log")
     client = None
     try:
-        client = await signed_in(server, user)  # the first request starts the feed: an automation is active
+        client = await signed_in(server, user)
         assert (await client.call("automation:subscribe", {"automationIds": [automation_id]}))["ok"] is True
+        enabled = await client.call("automation:enable", {"automationId": automation_id})
+        assert enabled["ok"] is True and enabled["status"] == "active", enabled
         await asyncio.to_thread(trade, horizon, base, "1.0")
         path = database.removeprefix("sqlite:///")
         deadline = time.monotonic() + WAIT
