@@ -16,7 +16,7 @@ from . import services
 from .custody import CustodyError, custodial_ciphertext
 from .models import Automation, AutomationRun, CustodialKey
 
-ENGINE_STATE = ("condition_met", "last_sequence", "last_price", "last_triggered_at", "last_executed_at",
+ENGINE_STATE = ("condition_met", "last_sequence", "last_update_at", "last_price", "last_triggered_at", "last_executed_at",
                 "trigger_count", "execution_count", "failure_count")
 
 

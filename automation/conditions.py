@@ -12,6 +12,8 @@ No Django, no I/O: automation.engine feeds these with the row's state and one pr
 - A crossing within cooldown_seconds of the last firing does not fire, and is not remembered:
   the condition must become false and cross again after the cooldown.
 - A rule that has fired max_executions times fires no more (the engine marks it completed).
+- An update is evaluated once: one whose sequence is not above the last evaluated one is a
+  repeat or a late copy, unless it was produced well after that one (is_new_update).
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 PRICE_ABOVE, PRICE_BELOW, PRICE_CHANGE = "price_above", "price_below", "price_change"
+# A pair's sequence restarts at 1 when the market's cached snapshot is lost (Redis flushed):
+# an update with a lower sequence but produced more than this long after the last evaluated
+# one is a new update after such a reset. Shorter margins would let clock skew between the
+# workers producing updates, or a late copy, pass for a reset; the cost of this one is at
+# most a minute without evaluation after a reset.
+SEQUENCE_RESET_MARGIN_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,13 @@ def decide(*, previous: bool | None, met: bool, now: float, last_triggered_at: f
     if last_triggered_at is not None and now - last_triggered_at < cooldown_seconds:
         return Decision(True, False, "cooldown")
     return Decision(True, True, "crossed")
+
+
+def is_new_update(*, sequence: int, timestamp: int, last_sequence: int, last_timestamp: int) -> bool:
+    """Whether a price update (its per-pair sequence, its time in ms) has not been evaluated yet."""
+    if sequence > last_sequence:
+        return True
+    return last_timestamp > 0 and timestamp > last_timestamp + SEQUENCE_RESET_MARGIN_MS
 
 
 def describe(trigger_type: str, params: dict, pair: str) -> str:

@@ -4,7 +4,7 @@ One indexed query (automation_pair_status) finds them; each is then evaluated in
 database transaction holding its row lock, so two workers given the same update evaluate each
 automation one after the other, and the second sees `last_sequence` already at this update and
 skips it: every update is evaluated exactly once per automation. The run's unique (automation,
-sequence) is the last guard. The decisions themselves are automation.conditions'.
+sequence, update time) is the last guard. The decisions themselves are automation.conditions'.
 
 Returns what to emit and which runs to execute; the caller (a Celery task, or the in-process
 runner) emits after this returns, i.e. after commit, and queues the executions.
@@ -70,10 +70,10 @@ def price_samples_record(*, pair: str, price: Decimal, sequence: int, at_ms: int
     A read-modify-write: two workers recording two updates of one pair at the same instant may
     lose one sample, which only thins the history by one point.
     """
-    stored = cache.get(samples_key(pair)) or []  # [[ms, "price", sequence], ...]
-    before = [(moment, Decimal(value)) for moment, value, seq in stored if seq < sequence]
-    if stored and sequence <= stored[-1][2]:
-        return before  # already recorded (a second evaluation of this update)
+    stored = cache.get(samples_key(pair)) or []  # [[ms, "price", sequence], ...], oldest first
+    before = [(moment, Decimal(value)) for moment, value, _ in stored if moment < at_ms]
+    if stored and at_ms <= stored[-1][0]:
+        return before  # recorded already (a second evaluation of this update, or a late one)
     horizon = at_ms - SAMPLE_RETENTION_SECONDS * 1000
     kept = [row for row in stored if row[0] >= horizon]
     if len(kept) >= 2 and at_ms - kept[-2][0] < SAMPLE_SPACING_SECONDS * 1000:
@@ -104,7 +104,9 @@ def _evaluate_one(pk, *, price: Decimal, sequence: int, timestamp: int, samples,
     at = datetime.fromtimestamp(timestamp / 1000, timezone.utc)
     with transaction.atomic():
         automation = Automation.objects.select_for_update().filter(pk=pk, status=Automation.Status.ACTIVE).first()
-        if automation is None or sequence <= automation.last_sequence:
+        if automation is None or not conditions.is_new_update(
+            sequence=sequence, timestamp=timestamp, last_sequence=automation.last_sequence, last_timestamp=automation.last_update_at,
+        ):
             return  # disabled meanwhile, or this update was evaluated already
         params = automation.trigger_params or {}
         reference = None
@@ -122,7 +124,8 @@ def _evaluate_one(pk, *, price: Decimal, sequence: int, timestamp: int, samples,
             max_executions=automation.max_executions,
         )
         automation.condition_met, automation.last_sequence, automation.last_price = decision.condition_met, sequence, price
-        fields = ["condition_met", "last_sequence", "last_price", "updated_at"]
+        automation.last_update_at = timestamp
+        fields = ["condition_met", "last_sequence", "last_update_at", "last_price", "updated_at"]
         if decision.fire:
             run = _fire(automation, price=price, sequence=sequence, timestamp=timestamp, reference=reference)
             if run is not None:
@@ -148,7 +151,7 @@ def _fire(automation: Automation, *, price: Decimal, sequence: int, timestamp: i
     try:
         with transaction.atomic():  # a savepoint: the unique run per update may already exist
             return AutomationRun.objects.create(
-                automation=automation, sequence=sequence, trigger_data=data,
+                automation=automation, sequence=sequence, price_at=timestamp, trigger_data=data,
                 trigger_condition=conditions.describe(automation.trigger_type, automation.trigger_params, automation.pair)[:200],
             )
     except IntegrityError:

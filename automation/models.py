@@ -46,10 +46,12 @@ class Automation(models.Model):
 
     # The engine's state. `condition_met` is the condition's value at the last evaluated price
     # update, so a rule fires on crossing (False -> True), not on every tick while it holds;
-    # `last_sequence` is that update's per-pair sequence: an update at or below it is not
-    # evaluated again (exactly once per price update, whatever the number of workers).
+    # `last_sequence` and `last_update_at` are that update's per-pair sequence and time: an
+    # update at or below it is not evaluated again (exactly once per price update, whatever the
+    # number of workers), unless it is much newer (the sequence was reset: conditions.py).
     condition_met = models.BooleanField(null=True, blank=True, editable=False)
     last_sequence = models.BigIntegerField(default=0, editable=False)
+    last_update_at = models.BigIntegerField(default=0, editable=False, help_text="ms time of the last evaluated price update")
     last_price = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True, editable=False)
     last_triggered_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_executed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -96,6 +98,7 @@ class AutomationRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="runs")
     sequence = models.BigIntegerField(help_text="the per-pair sequence of the price update that fired it")
+    price_at = models.BigIntegerField(default=0, help_text="that update's time, ms (a reset sequence repeats numbers)")
     trigger_condition = models.CharField(max_length=200)
     trigger_data = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
@@ -111,7 +114,7 @@ class AutomationRun(models.Model):
     class Meta:
         constraints = [
             # A price update fires an automation at most once, even if two workers race.
-            models.UniqueConstraint(fields=["automation", "sequence"], name="one_run_per_price_update"),
+            models.UniqueConstraint(fields=["automation", "sequence", "price_at"], name="one_run_per_price_update"),
         ]
         ordering = ["-triggered_at"]
 

@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from automation.conditions import change_reference, condition_holds, decide, describe
+from automation.conditions import SEQUENCE_RESET_MARGIN_MS, change_reference, condition_holds, decide, describe, is_new_update
 
 BASE = dict(now=1000.0, last_triggered_at=None, cooldown_seconds=0, trigger_count=0, max_executions=None)
 
@@ -67,3 +67,19 @@ def test_trigger_conditions_read_as_text():
 def test_an_unknown_trigger_type_is_an_error():
     with pytest.raises(ValueError):
         condition_holds("price_sideways", {}, D("1"))
+
+
+def test_an_update_is_new_once_by_its_sequence():
+    last = dict(last_sequence=41, last_timestamp=1_000_000)
+    assert is_new_update(sequence=42, timestamp=1_000_500, **last) is True
+    assert is_new_update(sequence=41, timestamp=1_000_000, **last) is False  # the same update again
+    assert is_new_update(sequence=40, timestamp=999_000, **last) is False  # a late copy of an older one
+    assert is_new_update(sequence=1, timestamp=1_000, last_sequence=0, last_timestamp=0) is True  # never evaluated
+
+
+def test_a_reset_sequence_is_new_once_well_after_the_last_update():
+    """The market's snapshot was lost: the pair's sequence starts again at 1."""
+    last = dict(last_sequence=5_000, last_timestamp=1_000_000)
+    assert is_new_update(sequence=1, timestamp=1_000_000 + SEQUENCE_RESET_MARGIN_MS + 1, **last) is True
+    # Within the margin a lower sequence may be clock skew between workers or a late copy.
+    assert is_new_update(sequence=1, timestamp=1_000_000 + SEQUENCE_RESET_MARGIN_MS, **last) is False
