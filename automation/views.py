@@ -14,8 +14,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from realtime.api import RealtimeError
-from realtime.schema import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, ErrorSerializer
+from realtime.api import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, ErrorSerializer, RealtimeError
 
 from . import selectors, services
 from .serializers import (MAX_PAGE_SIZE, PAGE_SIZE, AutomationCreateSerializer, AutomationFilterSerializer, AutomationPageSerializer,

@@ -136,6 +136,12 @@ DATABASES = {
     if DATABASE_URL
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several threads of one server write (requests, the in-process watcher, feed and engine).
+    # SQLite's default deferred transactions take the write lock only at their first write, so
+    # two that read then write deadlock and one fails at once with "database is locked";
+    # IMMEDIATE takes it at BEGIN, and the others wait up to the timeout instead.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 
 if REDIS_URL:
     # The pub/sub layer: a group send is one PUBLISH that every subscribed process receives,

@@ -1,13 +1,15 @@
-"""The small API domain apps use: handlers, errors, payload validation and emit."""
+"""The small API domain apps use: handlers, errors, payload validation, emit, and the OpenAPI
+shapes of our errors for their REST views."""
 
 from .consumers import EventConsumer, EventRequest, now_ms, validate
 from .emit import emit, emit_sync
 from .metrics import occupied_rooms
 from .permissions import forget_room_owner
+from .schema import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, ErrorSerializer
 from .serializers import StrictCharField, StrictRegexField
 from .errors import AuthRequired, Forbidden, InvalidPayload, NotFound, RealtimeError
 
 __all__ = [
-    "AuthRequired", "EventConsumer", "EventRequest", "Forbidden", "InvalidPayload", "NotFound",
+    "FIELD_ERRORS", "UNAUTHENTICATED", "AuthRequired", "DetailSerializer", "ErrorSerializer", "EventConsumer", "EventRequest", "Forbidden", "InvalidPayload", "NotFound",
     "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_sync", "forget_room_owner", "occupied_rooms", "now_ms", "validate",
 ]

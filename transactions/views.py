@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime.api import RealtimeError
-from realtime.schema import UNAUTHENTICATED, ErrorSerializer
+from realtime.api import UNAUTHENTICATED, ErrorSerializer
 
 from . import services, tasks
 from .serializers import RegisterSerializer, SubmitSerializer
