@@ -104,3 +104,52 @@ def _start(command: list[str], port: int, env: dict[str, str], log: Path) -> Ser
     )
     wait_for_port(port, process)
     return ServerProcess(f"http://127.0.0.1:{port}", port, process, log, env)
+
+
+# How long a Celery worker may take to answer its first ping (Django setup, broker connection).
+CELERY_READY_SECONDS = 60
+
+
+def start_celery_worker(env: dict[str, str], *, name: str, log: Path, beat_schedule: Path | None = None) -> subprocess.Popen:
+    """A real Celery worker (`--pool=solo`, named `name@host`, on the queue CELERY_TASK_DEFAULT_QUEUE
+    of `env`, with beat when `beat_schedule` is given); returns once it answers a ping."""
+    from celery import Celery
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    beat = ["-B", "-s", str(beat_schedule)] if beat_schedule is not None else []
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "galaxy", "worker", *beat, "--pool=solo",
+             "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            cwd=ROOT, env={**os.environ, **BASE_ENV, **env}, stdout=out, stderr=subprocess.STDOUT,
+        )
+    probe = Celery(broker=env["CELERY_BROKER_URL"])
+    try:
+        deadline = time.monotonic() + CELERY_READY_SECONDS
+        while not probe.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=0.5, limit=1):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                stop_process(worker)
+                raise RuntimeError(f"celery worker {name} not ready (exit code {worker.poll()}):\n{log.read_text()[-3000:]}")
+    finally:
+        probe.close()
+    return worker
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def forget_run(*url_patterns: tuple[str, str]) -> None:
+    """Delete a test run's keys from the shared Redis: (Redis URL, key pattern) pairs."""
+    import redis
+
+    for url, pattern in url_patterns:
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
+        client.close()

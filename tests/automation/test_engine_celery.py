@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,6 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-import redis
 import requests
 from celery import Celery
 from cryptography.fernet import Fernet
@@ -26,7 +24,7 @@ from stellar_sdk.operation import Payment
 
 from tests.horizon.server import HorizonThread
 from tests.horizon.world import TESTNET_PASSPHRASE, USDC_TESTNET
-from tests.servers import BASE_ENV, REDIS_URL, ROOT, fresh_postgres, manage, start_daphne
+from tests.servers import BASE_ENV, REDIS_URL, ROOT, forget_run, fresh_postgres, manage, start_celery_worker, start_daphne, stop_process
 from tests.transactions.conftest import SERVER_ENV, signed_in, token
 
 RUN_ID = f"automation-engine-{os.getpid()}"
@@ -34,7 +32,6 @@ RUN_ID = f"automation-engine-{os.getpid()}"
 CACHE_URL = REDIS_URL.rsplit("/", 1)[0] + "/10"
 BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/11"
 WORKERS = ("one", "two")
-WORKER_READY_SECONDS = 60
 # Polls every 0.2 s, the watcher every 0.3 s; retries take 15 s: headroom for a loaded box.
 WAIT = 30.0
 USDC = f"USDC:{USDC_TESTNET}"
@@ -62,45 +59,23 @@ def stack(horizon):
            "MARKET_MIN_POLL_INTERVAL": "0.2", "TRANSACTION_POLL_INTERVAL": "0.3", "TRANSACTION_DEADLINE_SECONDS": "60",
            "WALLET_ENCRYPTION_KEY": Fernet.generate_key().decode(), "LOG_LEVEL": "debug"}
     manage(env, "migrate", "--noinput")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     schedule = ARTIFACTS / f"automation-beat-{os.getpid()}"
-    workers = []
-    for name in WORKERS:
-        beat = ["-B", "-s", str(schedule)] if name == "one" else []
-        with worker_log(name).open("wb") as out:
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "galaxy", "worker", *beat, "--pool=solo", "-Q", RUN_ID,
-                 "-n", f"{RUN_ID}-{name}@%h", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-                cwd=ROOT, env={**os.environ, **BASE_ENV, **env}, stdout=out, stderr=subprocess.STDOUT,
-            ))
-    probe = Celery(broker=BROKER_URL, backend=BROKER_URL)
-    server = None
+    workers, server = [], None
+    probe = Celery(broker=BROKER_URL, backend=BROKER_URL)  # sends tasks as another process would
     try:
-        deadline = time.monotonic() + WORKER_READY_SECONDS
-        for name, worker in zip(WORKERS, workers):
-            while not probe.control.ping(destination=[f"{RUN_ID}-{name}@{socket.gethostname()}"], timeout=0.5, limit=1):
-                if worker.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"celery worker {name} not ready:\n{worker_log(name).read_text()[-3000:]}")
+        for name in WORKERS:  # the first runs beat too
+            workers.append(start_celery_worker(env, name=f"{RUN_ID}-{name}", log=worker_log(name),
+                                               beat_schedule=None if workers else schedule))
         server = start_daphne("galaxy.asgi:application", env, ARTIFACTS / f"automation-server-{os.getpid()}.log")
         yield Stack(env, server, horizon, probe, database)
     finally:
         if server is not None:
             server.stop()
         for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            stop_process(worker)
         probe.close()
         drop()
-        for url, pattern in ((CACHE_URL, f"{RUN_ID}:*"), (BROKER_URL, f"*{RUN_ID}*")):
-            client = redis.Redis.from_url(url)
-            for key in client.scan_iter(match=pattern, count=1000):
-                client.delete(key)
-            client.close()
+        forget_run((CACHE_URL, f"{RUN_ID}:*"), (BROKER_URL, f"*{RUN_ID}*"))
         for leftover in schedule.parent.glob(f"{schedule.name}*"):
             leftover.unlink()
 

@@ -3,25 +3,17 @@ a daphne server on the Redis channel layer, and real clients."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import pytest
 from django.conf import settings
 
-from galaxy.celery import app as celery_app
+import galaxy.celery  # noqa: F401  (the project's Celery app, configured from settings, becomes the current app)
 from market import selectors
 from market.tasks import market_poll_pair
 from tests.market.conftest import create_pair, database_url, in_thread
 from tests.market.inbox import Inbox
-from tests.servers import ROOT, start_daphne
+from tests.servers import ROOT, start_celery_worker, start_daphne, stop_process
 
-# A cold worker imports Django and connects to Redis in a few seconds; the rest is CI headroom.
-WORKER_READY_SECONDS = 60
+# A task's trip through the broker and the worker takes well under a second; the rest is CI headroom.
 TASK_SECONDS = 20
 
 
@@ -40,28 +32,10 @@ def stack_env(horizon) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def worker(horizon, database, tmp_path_factory):
-    log = ROOT / "artifacts" / "market-celery-worker.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    schedule = tmp_path_factory.mktemp("beat") / "schedule"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "galaxy", "worker", "-B", "-s", str(schedule), "--pool=solo",
-             "-Q", settings.RUN_ID, "-n", f"{settings.RUN_ID}@%h", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-            cwd=ROOT, env={**os.environ, **stack_env(horizon)}, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + WORKER_READY_SECONDS
-        while not celery_app.control.ping(destination=[f"{settings.RUN_ID}@{socket.gethostname()}"], timeout=0.5, limit=1):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker not ready (exit code {process.poll()}):\n{log.read_text()[-3000:]}")
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    process = start_celery_worker(stack_env(horizon), name=settings.RUN_ID, log=ROOT / "artifacts" / "market-celery-worker.log",
+                                  beat_schedule=tmp_path_factory.mktemp("beat") / "schedule")
+    yield process
+    stop_process(process)
 
 
 @pytest.fixture(scope="module")

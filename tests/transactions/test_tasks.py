@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 
 import pytest
-import redis
-from celery import Celery
 from stellar_sdk import Keypair
 
-from tests.servers import REDIS_URL, ROOT, fresh_postgres, manage, start_daphne
+from tests.servers import REDIS_URL, ROOT, forget_run, fresh_postgres, manage, start_celery_worker, start_daphne, stop_process
 from tests.transactions.conftest import SERVER_ENV, make_wallets, signed_in
 from tests.transactions.test_e2e import new_hash, post
 
@@ -25,8 +19,6 @@ RUN_ID = f"transactions-test-{os.getpid()}"
 # the auth tests 7, the e2e servers 0; prefixes and the queue name keep parallel runs apart too.
 CACHE_URL = REDIS_URL.rsplit("/", 1)[0] + "/8"
 BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/9"
-# A cold worker imports Django and connects to Redis in a few seconds; the rest is CI headroom.
-WORKER_READY_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
@@ -37,41 +29,20 @@ def stack(horizon):
            "CELERY_BROKER_URL": BROKER_URL, "CELERY_RESULT_BACKEND": BROKER_URL, "CELERY_TASK_DEFAULT_QUEUE": RUN_ID,
            "MARKET_MIN_POLL_INTERVAL": "5"}
     manage(env, "migrate", "--noinput")
-    log = ROOT / "artifacts" / "transactions-celery-worker.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
     schedule = ROOT / "artifacts" / f"transactions-beat-{os.getpid()}"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "galaxy", "worker", "-B", "-s", str(schedule), "--pool=solo",
-             "-Q", RUN_ID, "-n", f"{RUN_ID}@%h", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "galaxy.settings", "GALAXY_ENV_FILE": "/nonexistent", **env},
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    probe = Celery(broker=BROKER_URL)
-    server = None
+    worker = server = None
     try:
-        deadline = time.monotonic() + WORKER_READY_SECONDS
-        while not probe.control.ping(destination=[f"{RUN_ID}@{socket.gethostname()}"], timeout=0.5, limit=1):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker not ready (exit code {worker.poll()}):\n{log.read_text()[-3000:]}")
+        worker = start_celery_worker(env, name=RUN_ID, log=ROOT / "artifacts" / "transactions-celery-worker.log",
+                                     beat_schedule=schedule)
         server = start_daphne("galaxy.asgi:application", env, ROOT / "artifacts" / "transactions-server-redis.log")
         yield env, server
     finally:
         if server is not None:
             server.stop()
-        worker.terminate()
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        probe.close()
+        if worker is not None:
+            stop_process(worker)
         drop()
-        for url, pattern in ((CACHE_URL, f"{RUN_ID}:*"), (BROKER_URL, f"*{RUN_ID}*")):
-            client = redis.Redis.from_url(url)
-            for key in client.scan_iter(match=pattern, count=1000):
-                client.delete(key)
-            client.close()
+        forget_run((CACHE_URL, f"{RUN_ID}:*"), (BROKER_URL, f"*{RUN_ID}*"))
         for leftover in schedule.parent.glob(f"{schedule.name}*"):
             leftover.unlink()
 
