@@ -20,11 +20,18 @@ def start_eagerly(coro: Coroutine[Any, Any, Any]) -> asyncio.Future | None:
 
     Exceptions raised before the first suspension propagate to the caller, as awaiting would.
     """
+    return result_or_future(coro)[1]
+
+
+def result_or_future(coro: Coroutine[Any, Any, Any]) -> tuple[Any, asyncio.Future | None]:
+    """Run `coro` up to its first suspension: (its result, None) if it finished without one,
+    else (None, a future for the rest). A receive from a queue that holds something returns
+    it at once; one from an empty queue is left waiting for the next item, which nothing loses."""
     try:
         waiting_on = coro.send(None)
-    except StopIteration:
-        return None
-    return asyncio.ensure_future(_resume(coro, waiting_on))
+    except StopIteration as done:
+        return done.value, None
+    return None, asyncio.ensure_future(_resume(coro, waiting_on))
 
 
 async def _resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
@@ -44,8 +51,11 @@ async def _resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
             if not (isinstance(waiting_on, asyncio.Future) and waiting_on.cancelled()):
                 coro.close()
                 raise
-        except BaseException:
+        except Exception:
             pass  # the future's exception: the coroutine reads it from the future below
+        except BaseException:  # GeneratorExit (this wrapper closed unfinished), KeyboardInterrupt
+            coro.close()
+            raise
         try:
             waiting_on = coro.send(None)
         except StopIteration as stop:

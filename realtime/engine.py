@@ -52,7 +52,11 @@ class EngineHandler(Protocol):
 class FrameWriter(Protocol):
     """What a WebSocket transport gives a session to write with."""
 
-    async def send_frame(self, frame: Frame) -> None: ...
+    def write(self, frames: Sequence[Frame]) -> asyncio.Future | None:
+        """Write at once if the transport can: None when done, else a future for the write.
+        The caller never changes `frames` afterwards (the fan-out shares one list)."""
+
+    async def send_frames(self, frames: Sequence[Frame]) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -126,18 +130,18 @@ class EngineSession:
             if len(self._backlog) > self.server.config.max_backlog:
                 self._evict_slow_consumer()
             return
-        for i, frame in enumerate(frames):
-            pending = start_eagerly(self._ws.send_frame(frame))
-            if pending is not None:
-                self._backlog = deque(frames[i + 1:])
-                self._drainer = asyncio.ensure_future(self._drain(pending))
-                return
+        pending = self._ws.write(frames)
+        if pending is not None:
+            self._backlog = deque()
+            self._drainer = asyncio.ensure_future(self._drain(pending))
 
     async def _drain(self, pending: asyncio.Future) -> None:
         try:
             await pending
             while self._backlog and self.state is State.WEBSOCKET:
-                await self._ws.send_frame(self._backlog.popleft())
+                frames = list(self._backlog)  # what queued meanwhile goes out in one write
+                self._backlog.clear()
+                await self._ws.send_frames(frames)
         finally:
             self._backlog = self._drainer = None
 
@@ -223,7 +227,7 @@ class EngineSession:
         """"2probe" on a new WebSocket: answer it and release the waiting GET with a noop."""
         self.state = advance(self.state, Move.PROBE)
         self._probe_ws = ws
-        await ws.send_frame("3probe")
+        await ws.send_frames(["3probe"])
         await self.write([NOOP_FRAME])
         loop = asyncio.get_running_loop()
         self._upgrade_timer = loop.call_later(
@@ -239,9 +243,7 @@ class EngineSession:
         # Drain in order; writes arriving meanwhile land in the outbox and are drained too.
         while self._outbox:
             frames, self._outbox = self._outbox, []
-            for frame in frames:
-                if frame != NOOP_FRAME:
-                    await ws.send_frame(frame)
+            await ws.send_frames([f for f in frames if f != NOOP_FRAME])
         self.state = advance(self.state, Move.UPGRADE)
         self._ws, self._probe_ws = ws, None
         self._wake()  # a GET still waiting gets its noop now

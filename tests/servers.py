@@ -88,11 +88,15 @@ def start_daphne(app: str, env: dict[str, str], log: Path, port: int | None = No
     return _start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app], port, env, log)
 
 
+# bin/serve-production's WebSocket protocol: uvicorn's sans-I/O one with the shared-frame writer.
+PRODUCTION_WS = "realtime.transports.uvicorn_websocket:WebSocketProtocol"
+
+
 def start_uvicorn(app: str, env: dict[str, str], log: Path) -> ServerProcess:
     """The production server, flags as bin/serve-production (one worker)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-               "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
+               "--loop", "uvloop", "--http", "httptools", "--ws", PRODUCTION_WS, "--ws-per-message-deflate", "false",
                "--ws-max-size", env.get("MAX_HTTP_BUFFER_SIZE", "1000000"), "--no-proxy-headers"]
     return _start(command, port, env, log)
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from channels.exceptions import StopConsumer
 
+from ..eager import start_eagerly
 from ..engine import EngineServer, Frame
 from ..protocol import engineio as eio
 from ..protocol.errors import DecodeError
 from ..session import IllegalMove, State
 from .base import TransportConsumer
 from .handshake import Gate, HandshakeError, host_of, origin_of, parse_handshake
+from .uvicorn_websocket import RAW_WRITER
 
 
 class WebSocketTransport(TransportConsumer):
@@ -20,6 +25,15 @@ class WebSocketTransport(TransportConsumer):
         self.session = None
         self.upgrading = False  # this socket is probing for a polling session, not yet its transport
         self.closed = False
+        # The server's direct frame writer (uvicorn_websocket.py) once accepted, if it has one.
+        self._write_now = None
+        self._writable = None
+
+    async def accept(self) -> None:
+        await self.send({"type": "websocket.accept"})
+        raw = self.scope.get("extensions", {}).get(RAW_WRITER)
+        if raw is not None:
+            self._write_now, self._writable = raw["write"], raw["writable"]
 
     async def websocket_connect(self, message) -> None:
         if not self.cors.allows(origin_of(self.scope), host_of(self.scope)):
@@ -31,10 +45,10 @@ class WebSocketTransport(TransportConsumer):
         if handshake.sid is None:
             if await self.gate.admit_new_session(self.scope) is not None:
                 return await self.close()  # before accept: the client sees HTTP 403
-            await self.send({"type": "websocket.accept"})
+            await self.accept()
             self.session = await self.engine.open(State.WEBSOCKET, self.scope, ws=self)
             return
-        await self.send({"type": "websocket.accept"})
+        await self.accept()
         session = self.engine.sessions.get(handshake.sid)
         if session is None or session.state is not State.POLLING:
             # Unknown sid, or a second WebSocket for a session that has one: opened, then
@@ -84,16 +98,27 @@ class WebSocketTransport(TransportConsumer):
         raise StopConsumer()
 
     # FrameWriter, for the session
-    async def send_frame(self, frame: Frame) -> None:
-        if self.closed:
+    def write(self, frames: Sequence[Frame]) -> asyncio.Future | None:
+        """Write `frames` now if the send buffer takes them (None), else a future for the write."""
+        if self._write_now is not None and (self.closed or self._write_now(frames)):
+            return None
+        return start_eagerly(self.send_frames(frames))
+
+    async def send_frames(self, frames: Sequence[Frame]) -> None:
+        if self._write_now is not None:
+            while not (self.closed or self._write_now(frames)):
+                await self._writable()
             return
-        message = {"type": "websocket.send", "bytes": frame} if isinstance(frame, bytes) else {"type": "websocket.send", "text": frame}
-        try:
-            await self.base_send(message)
-        except Exception:
-            # The peer is gone and the server noticed before we did (daphne raises, uvicorn
-            # may too): nothing more can be written; websocket.disconnect follows.
-            self.closed = True
+        for frame in frames:
+            if self.closed:
+                return
+            message = {"type": "websocket.send", "bytes": frame} if isinstance(frame, bytes) else {"type": "websocket.send", "text": frame}
+            try:
+                await self.base_send(message)
+            except Exception:
+                # The peer is gone and the server noticed before we did (daphne raises, uvicorn
+                # may too): nothing more can be written; websocket.disconnect follows.
+                self.closed = True
 
     async def close(self) -> None:
         if not self.closed:

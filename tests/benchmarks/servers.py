@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import BASE_ENV, ROOT, free_port
+from tests.servers import BASE_ENV, PRODUCTION_WS, ROOT, free_port
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
@@ -35,7 +35,8 @@ START_TIMEOUT = 60.0
 # uvicorn as measured: uvloop, httptools; no access log (one line per connection is the
 # logger's cost, not the server's); no lifespan (Channels' router does not speak it). `ws` is
 # the WebSocket implementation, per server below.
-UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+                 "--ws-per-message-deflate", "false"]  # as bin/serve-production and Node's server
 
 
 def pinned(command: list[str], cpus: str | None) -> list[str]:
@@ -158,9 +159,11 @@ def producer_command(kind: str, redis_url: str, count: int, rate: float) -> list
 # name -> (how to start it, which producer feeds it)
 SERVERS = {
     "galaxy-daphne": (start_galaxy_daphne, "galaxy"),
-    # uvicorn's WebSocket implementations, measured against each other (N=500, 20/s): the
+    # As bin/serve-production runs it: uvicorn's sans-I/O protocol with the shared-frame writer.
+    "galaxy-uvicorn": (galaxy_uvicorn(PRODUCTION_WS), "galaxy"),
+    # uvicorn's own WebSocket implementations, measured against each other (N=500, 20/s): the
     # sans-I/O websockets one cost the least CPU per message, the legacy one (deprecated) the most.
-    "galaxy-uvicorn": (galaxy_uvicorn("websockets-sansio"), "galaxy"),
+    "galaxy-uvicorn-sansio": (galaxy_uvicorn("websockets-sansio"), "galaxy"),
     "galaxy-uvicorn-legacy": (galaxy_uvicorn("websockets"), "galaxy"),
     "galaxy-uvicorn-wsproto": (galaxy_uvicorn("wsproto"), "galaxy"),
     "node": (start_node, "node"),

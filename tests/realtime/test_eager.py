@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from realtime.eager import start_eagerly
+from realtime.eager import result_or_future, start_eagerly
 
 
 async def test_a_coroutine_that_does_not_wait_finishes_before_start_eagerly_returns():
@@ -86,3 +86,34 @@ async def test_cancelling_the_task_cancels_the_wait_and_runs_the_coroutines_clea
     with pytest.raises(asyncio.CancelledError):
         await pending
     assert cleaned == [True]
+
+
+async def test_result_or_future_takes_what_is_ready_and_leaves_a_wait_for_the_next():
+    queue: asyncio.Queue = asyncio.Queue()
+    queue.put_nowait("ready")
+    assert result_or_future(queue.get()) == ("ready", None)
+    value, pending = result_or_future(queue.get())  # empty: this get waits for the next put
+    assert value is None and not pending.done()
+    queue.put_nowait("next")
+    assert await pending == "next" and queue.empty()
+
+
+def test_a_wait_left_unfinished_closes_its_coroutine_when_it_is_closed():
+    """A loop that ends with a wait pending closes it: the inner coroutine's cleanup runs,
+    and closing raises nothing (it used to resume the finished coroutine and fail)."""
+    loop = asyncio.new_event_loop()
+    cleaned = []
+
+    async def receive():
+        try:
+            await loop.create_future()
+        finally:
+            cleaned.append(True)
+
+    async def start():
+        return result_or_future(receive())[1]
+
+    pending = loop.run_until_complete(start())
+    pending.get_coro().close()
+    assert cleaned == [True]
+    loop.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import django
 import pytest
@@ -17,6 +18,7 @@ if not settings.configured:
 
 from channels.layers import channel_layers  # noqa: E402
 
+from realtime.eager import start_eagerly  # noqa: E402
 from realtime.emit import emit  # noqa: E402
 from realtime.engine import EngineConfig, EngineServer, EngineSession  # noqa: E402
 from realtime.fanout import Fanout  # noqa: E402
@@ -84,7 +86,10 @@ async def test_group_left_with_the_last_local_socket_and_namespaces_kept_apart(l
 class BrokenWriter:
     """A transport whose peer vanished: every write raises, as daphne does after a close."""
 
-    async def send_frame(self, frame):
+    def write(self, frames):
+        return start_eagerly(self.send_frames(frames))
+
+    async def send_frames(self, frames):
         raise ConnectionError("Attempt to send on a closed protocol")
 
     async def close(self):
@@ -102,3 +107,35 @@ async def test_a_socket_that_cannot_be_written_does_not_cost_the_others_the_mess
     await emit("market:XLM_USDC", "market:price_update", {"price": 2})
     await wait_until(lambda: outbox(healthy))
     assert outbox(healthy)[0].startswith('42["market:price_update",{"price":2}')
+
+
+class RecordingWriter:
+    """A WebSocket transport that takes every write at once and keeps each one's frames."""
+
+    def __init__(self):
+        self.writes: list[list] = []
+
+    def write(self, frames):
+        self.writes.append(list(frames))
+
+    async def close(self):
+        pass
+
+
+async def test_events_queued_on_the_channel_reach_each_socket_in_one_write_in_order(layer):
+    fanout = Fanout()
+    sockets = polling_sockets(fanout, 3)
+    writers = [RecordingWriter() for _ in sockets]
+    for socket, writer in zip(sockets, writers):
+        socket.session.state = State.WEBSOCKET
+        socket.session.attach_websocket(writer)
+        await socket.join("market:XLM_USDC")
+    await emit("market:XLM_USDC", "market:price_update", {"price": 0})
+    await wait_until(lambda: all(w.writes for w in writers))
+    # Five emits at once: all five are on the channel before the reader's turn comes.
+    await asyncio.gather(*(emit("market:XLM_USDC", "market:price_update", {"price": n}) for n in range(1, 6)))
+    await wait_until(lambda: sum(len(w) for w in writers[0].writes) == 6)
+    for writer in writers:
+        assert len(writer.writes) == 2  # the first event alone, then the five that queued
+        prices = [json.loads(frame[2:])[1]["price"] for write in writer.writes for frame in write]
+        assert prices == [0, 1, 2, 3, 4, 5]

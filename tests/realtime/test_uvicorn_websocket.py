@@ -1,0 +1,77 @@
+"""The production WebSocket protocol: uvicorn's sans-I/O one plus a writer for shared frames.
+
+A real uvicorn server in this process, real WebSocket clients: a connection without compression
+gets the direct writer in its scope and receives exactly what was written through it; one that
+negotiated permessage-deflate does not get it (its frames are its own), and ASGI `send` serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect
+
+from realtime.transports.uvicorn_websocket import RAW_WRITER, FrameCache, WebSocketProtocol
+from tests.servers import free_port
+
+FRAMES = ["4hello", b"\x01\x02\x03"]  # a text frame and a binary one, in one write
+
+
+class App:
+    """Writes FRAMES to each connection, directly when the scope offers the writer."""
+
+    def __init__(self) -> None:
+        self.had_writer: list[bool] = []
+
+    async def __call__(self, scope, receive, send):
+        assert scope["type"] == "websocket"
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        raw = scope["extensions"].get(RAW_WRITER)
+        self.had_writer.append(raw is not None)
+        if raw is not None:
+            assert raw["write"](FRAMES) is True
+        else:
+            await send({"type": "websocket.send", "text": FRAMES[0]})
+            await send({"type": "websocket.send", "bytes": FRAMES[1]})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+
+async def serve(app: App, deflate: bool):
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws=WebSocketProtocol, lifespan="off",
+                            ws_per_message_deflate=deflate, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return server, task, f"ws://127.0.0.1:{port}/"
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+async def test_frames_arrive_whole_and_in_order_with_the_writer_only_without_compression(deflate):
+    app = App()
+    server, task, url = await serve(app, deflate)
+    try:
+        async with connect(url, compression="deflate") as ws:  # offered; the server decides
+            received = [await asyncio.wait_for(ws.recv(), 5) for _ in FRAMES]
+        assert received == FRAMES
+        assert app.had_writer == [not deflate]
+    finally:
+        server.should_exit = True
+        await task
+
+
+def test_a_shared_frame_list_is_framed_once():
+    cache = FrameCache()
+    shared = ["42[\"market:price_update\",{}]"]
+    first = cache.wire(shared)
+    assert cache.wire(shared) is first  # every socket after the first reuses the bytes
+    assert first == bytes([0x81, len(shared[0])]) + shared[0].encode()  # FIN + text, unmasked
+    assert cache.wire(list(shared)) is not first  # an equal but different list: its own entry
+    for n in range(FrameCache.SIZE):
+        cache.wire([f"4{n}"])
+    assert cache.wire(shared) == first and cache.wire(shared) is not first  # evicted, re-framed
