@@ -66,7 +66,9 @@ class GalaxyNamespace(Namespace):
         # its connection drops still has an offset to recover from (Socket.IO's own gap).
         if (process := metrics.current()) is not None:
             process.ensure_publishing()
-        offset = await self.event_log.head()
+        # A recovered socket is in its rooms again: only a fresh read is sure to be no older than
+        # what it was just sent (an older offset would replay those events on its next recovery).
+        offset = await (self.event_log.head() if socket.rooms else self.event_log.shared_head())
         await socket.emit("connected", {"socketId": socket.sid, "timestamp": now_ms()}, offset)
         self.heartbeat.add(socket)
         principal = socket.data.pop("pending_user", None)

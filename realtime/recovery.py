@@ -13,6 +13,7 @@ bounds recovery in time.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -81,6 +82,8 @@ class MemoryEventLog:
     async def head(self) -> str:
         return self._entries[-1].offset if self._entries else str(self._dropped_through)
 
+    shared_head = head  # no round trip to share
+
     async def since(self, offset: str, namespace: str, rooms: set[str]) -> list[LoggedEvent] | None:
         """Events after `offset` in `rooms`, or None if the log no longer reaches back to it."""
         after = int(offset_key(offset)[0])
@@ -105,6 +108,7 @@ class RedisEventLog:
         self.max_age_ms = max_age_ms
         self.max_entries = max_entries
         self._appends = 0
+        self._head_read: asyncio.Future | None = None
 
     async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any) -> str:
         blob = msgpack.packb([namespace, list(rooms), event, data], use_bin_type=True)
@@ -127,8 +131,25 @@ class RedisEventLog:
             await self.client.set(self.trimmed_key, boundary)
 
     async def head(self) -> str:
-        entries = await self.client.xrevrange(self.key, count=1)  # one round trip per connect
+        entries = await self.client.xrevrange(self.key, count=1)
         return entries[0][0].decode() if entries else "0-0"
+
+    async def shared_head(self) -> str:
+        """The newest offset, for a socket in no room yet: connects in a burst share one read.
+
+        A caller that finds a read in flight takes its answer, at most one round trip older than
+        its own would be. Nothing logged meanwhile was the socket's to miss (it is in no room); at
+        worst a recovery replays an event from just before it subscribed.
+        """
+        if self._head_read is None:
+            self._head_read = asyncio.ensure_future(self.head())
+            self._head_read.add_done_callback(self._head_read_done)
+        return await asyncio.shield(self._head_read)
+
+    def _head_read_done(self, read: asyncio.Future) -> None:
+        self._head_read = None
+        if not read.cancelled():
+            read.exception()  # retrieved here: a failure is each waiting caller's to handle
 
     async def since(self, offset: str, namespace: str, rooms: set[str]) -> list[LoggedEvent] | None:
         boundary = await self.client.get(self.trimmed_key)

@@ -73,3 +73,25 @@ async def test_the_redis_stream_is_trimmed_by_age_and_says_so():
     finally:
         await log.client.delete(log.key, log.trimmed_key)
         await log.client.aclose()
+
+
+async def test_connects_in_a_burst_share_one_read_of_the_redis_log_head():
+    import os
+
+    from realtime.recovery import RedisEventLog
+    from tests.servers import REDIS_URL
+
+    log = RedisEventLog(REDIS_URL, f"test-head-{os.getpid()}", max_age_ms=60_000)
+    try:
+        newest = await log.append("/", ("market:A_B",), "e", 1)
+        reads = []  # each real XREVRANGE the log sends (a spy on the Redis client, not a stub)
+        xrevrange = log.client.xrevrange
+        log.client.xrevrange = lambda *args, **kwargs: reads.append(1) or xrevrange(*args, **kwargs)
+        heads = await asyncio.gather(*(log.shared_head() for _ in range(20)))
+        assert heads == [newest] * 20
+        assert len(reads) == 1  # twenty connects, one round trip
+        later = await log.append("/", ("market:A_B",), "e", 2)
+        assert await log.shared_head() == later and len(reads) == 2  # afresh once the last one is done
+    finally:
+        await log.client.delete(log.key, log.trimmed_key)
+        await log.client.aclose()
