@@ -12,10 +12,10 @@ transport uses it when it is there and ASGI `send` when not (daphne, uvicorn's o
 nothing else changes with the server.
 
 It also holds less per connection than its parent (tests/benchmarks' RSS per connection):
-uvicorn's receive queue and writable event are asyncio.Queue and asyncio.Event, four deques
-(~3 KiB) that sit empty for the connection's whole life, and the handshake's request and
-response headers stay referenced after the 101 went out. Here the queue and the event make
-their waiter lists only when someone waits, and the handshake's headers go once it is done.
+uvicorn's receive queue and writable event are asyncio.Queue and asyncio.Event, five deques
+(~3.7 KiB) that sit nearly empty for the connection's whole life, and the handshake's request
+and response headers stay referenced after the 101 went out. Here the queue and the event hold
+no deque while nothing waits, and the handshake's headers go once it is done.
 """
 
 from __future__ import annotations
