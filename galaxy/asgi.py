@@ -17,7 +17,7 @@ from automation.tasks import ensure_engine_running  # noqa: E402
 from realtime.app import build_engine, cleanups_of, gate_from_settings  # noqa: E402
 from realtime.forwarding import Forwarder  # noqa: E402
 from realtime.lifecycle import Lifecycle, LifecycleMiddleware  # noqa: E402
-from realtime.transports import socketio_routes  # noqa: E402
+from realtime.transports import DirectWebSocketRoute, socketio_routes  # noqa: E402
 from transactions.tasks import ensure_watcher_running  # noqa: E402
 
 engine = build_engine()
@@ -36,15 +36,16 @@ lifecycle = Lifecycle(
     cleanup_interval=settings.ROOM_CLEANUP_INTERVAL_MS / 1000,
 )
 
-application = LifecycleMiddleware(
-    ProtocolTypeRouter(
-        {
-            # Static files (the live page's script, the admin's) from the apps' static/ folders,
-            # with no collectstatic step; the Socket.IO route is exactly /socket.io/, so the
-            # client bundle at /socket.io/socket.io.min.js reaches Django (web.urls).
-            "http": URLRouter([*http_routes, re_path(r"", ASGIStaticFilesHandler(django_application))]),
-            "websocket": URLRouter(websocket_routes),
-        }
-    ),
-    lifecycle,
+routers = ProtocolTypeRouter(
+    {
+        # Static files (the live page's script, the admin's) from the apps' static/ folders,
+        # with no collectstatic step; the Socket.IO route is exactly /socket.io/, so the
+        # client bundle at /socket.io/socket.io.min.js reaches Django (web.urls).
+        "http": URLRouter([*http_routes, re_path(r"", ASGIStaticFilesHandler(django_application))]),
+        "websocket": URLRouter(websocket_routes),
+    }
 )
+# Socket.IO's WebSockets go straight to their transport: each router a WebSocket passes through
+# stays in its call for the connection's life (memory per connection). The routers still serve
+# the rest, and would route those WebSockets the same way.
+application = LifecycleMiddleware(DirectWebSocketRoute(routers, engine, gate), lifecycle)

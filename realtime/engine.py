@@ -72,6 +72,11 @@ class SessionError(Exception):
 class EngineSession:
     """One Engine.IO connection, whatever transport it is on right now."""
 
+    # One per connection, thousands per process: slots, not a dict per instance.
+    __slots__ = ("server", "sid", "state", "scope", "data", "_outbox", "_waiter", "_poll_waiting", "_post_running",
+                 "_ws", "_probe_ws", "_loop", "_ping_timer", "_pong_deadline", "_upgrade_timer", "_backlog",
+                 "_drainer", "_evicted")
+
     def __init__(self, server: EngineServer, sid: str, state: State, scope: dict) -> None:
         self.server = server
         self.sid = sid

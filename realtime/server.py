@@ -77,6 +77,9 @@ class Ack:
 class Socket:
     """One client's connection to one namespace."""
 
+    # One per connection, thousands per process: slots, not a dict per instance.
+    __slots__ = ("server", "session", "namespace", "sid", "pid", "rooms", "data", "connected", "recovered", "recovering")
+
     def __init__(self, server: SocketIOServer, session: EngineSession, namespace: str) -> None:
         self.server = server
         self.session = session
@@ -119,7 +122,11 @@ class _Connection:
     Packets are handled in order by one task per connection, not inside the transport's read:
     a slow handler (a token confirmed with Supabase, a database query) must not stop the
     transport from reading the client's pongs, or a busy socket would die of a ping timeout.
+    The queue and the task exist only while there is something to handle: an idle connection,
+    most connections most of the time, holds neither (an empty deque alone is ~700 bytes).
     """
+
+    __slots__ = ("sockets", "assembler", "connect_timer", "pending", "worker")
 
     # Packets one client may have waiting; past it the client is flooding and is cut off.
     MAX_PENDING = 1000
@@ -128,12 +135,14 @@ class _Connection:
         self.sockets: dict[str, Socket] = {}
         self.assembler: sio.BinaryAssembler | None = None
         self.connect_timer: asyncio.TimerHandle | None = None
-        self.pending: deque = deque()
+        self.pending: deque | None = None
         self.worker: asyncio.Task | None = None
 
     def enqueue(self, handling) -> bool:
         """Queue a coroutine; False (and the coroutine discarded) when too many are waiting."""
-        if len(self.pending) >= self.MAX_PENDING:
+        if self.pending is None:
+            self.pending = deque()
+        elif len(self.pending) >= self.MAX_PENDING:
             handling.close()
             return False
         self.pending.append(handling)
@@ -144,6 +153,8 @@ class _Connection:
     async def _work(self) -> None:
         while self.pending:
             await self.pending.popleft()
+        # Nothing left: let the queue and this finished task go (enqueue makes new ones).
+        self.pending = self.worker = None
 
     def discard_pending(self) -> None:
         while self.pending:

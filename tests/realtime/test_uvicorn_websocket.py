@@ -8,12 +8,13 @@ negotiated permessage-deflate does not get it (its frames are its own), and ASGI
 from __future__ import annotations
 
 import asyncio
+import collections
 
 import pytest
 import uvicorn
 from websockets.asyncio.client import connect
 
-from realtime.transports.uvicorn_websocket import RAW_WRITER, FrameCache, WebSocketProtocol
+from realtime.transports.uvicorn_websocket import RAW_WRITER, Flag, FrameCache, Inbox, WebSocketProtocol
 from tests.servers import free_port
 
 FRAMES = ["4hello", b"\x01\x02\x03"]  # a text frame and a binary one, in one write
@@ -75,3 +76,49 @@ def test_a_shared_frame_list_is_framed_once():
     for n in range(FrameCache.SIZE):
         cache.wire([f"4{n}"])
     assert cache.wire(shared) == first and cache.wire(shared) is not first  # evicted, re-framed
+
+
+async def test_the_connection_keeps_no_handshake_headers_once_open():
+    app = App()
+    server, task, url = await serve(app, deflate=False)
+    try:
+        async with connect(url) as ws:
+            await asyncio.wait_for(ws.recv(), 5)
+            [protocol] = server.server_state.connections
+            assert protocol.response is None and protocol.request is None
+            assert not any(isinstance(v, collections.deque) for v in vars(protocol).values())
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_inbox_hands_messages_over_in_order():
+    inbox = Inbox(asyncio.get_running_loop())
+    waiting = inbox.get()
+    inbox.put_nowait(1)  # straight to the waiting receive
+    inbox.put_nowait(2)
+    inbox.put_nowait(3)
+    assert await waiting == 1
+    assert not inbox.empty()
+    assert [await inbox.get(), await inbox.get()] == [2, 3]
+    assert inbox.empty()
+    cancelled, waiting = inbox.get(), inbox.get()
+    cancelled.cancel()  # a receive that gave up does not swallow the next message
+    inbox.put_nowait(4)
+    assert await waiting == 4 and inbox.empty()
+
+
+async def test_flag_wakes_every_waiter_and_forgets_cancelled_ones():
+    flag = Flag()
+    assert not flag.is_set()
+    first, second = asyncio.ensure_future(flag.wait()), asyncio.ensure_future(flag.wait())
+    gone = asyncio.ensure_future(flag.wait())
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.sleep(0)
+    assert len(flag._waiters) == 2  # the cancelled wait took itself off
+    flag.set()
+    assert await first is True and await second is True
+    assert await flag.wait() is True  # set: no wait at all
+    flag.clear()
+    assert not flag.is_set()
