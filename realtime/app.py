@@ -54,7 +54,7 @@ def cleanups_of(engine: EngineServer, gate: Gate) -> list:
     """What ROOM_CLEANUP_INTERVAL sweeps in this process (Redis expires its own keys)."""
     sio = engine.handler
     namespace = sio.namespaces["/"]
-    found = [sio.fanout.sweep, namespace.event_limiter.sweep]
+    found = [namespace.event_limiter.sweep]
     for part in (sio.session_store, gate.handshake_limiter):
         if hasattr(part, "sweep"):
             found.append(part.sweep)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
@@ -64,8 +65,10 @@ class Fanout:
         self._group_refs: dict[str, int] = defaultdict(int)  # room -> local sockets, any namespace
         self._channel: str | None = None
         self._reader: asyncio.Task | None = None
-        # Per room: joining one room (a Redis SUBSCRIBE) must not wait for another's.
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Per room, while a join or leave of it runs or waits: joining one room (a Redis
+        # SUBSCRIBE) must not wait for another's, and an idle room (a user's, one per signed-in
+        # socket) holds no lock. Room -> [lock, joins and leaves holding or waiting for it].
+        self._locks: dict[str, list] = {}
         self._channel_lock = asyncio.Lock()
         self.latency = LatencyStats()
         self._seen: set[str] = set()  # ids of recent multi-room events already delivered here
@@ -79,7 +82,7 @@ class Fanout:
         if room in socket.rooms:
             return
         group = room_to_group(room)
-        async with self._locks[room]:
+        async with self._room_lock(room):
             if self._group_refs[room] == 0:
                 await self.layer.group_add(group, await self._ensure_channel())
             self._group_refs[room] += 1
@@ -94,7 +97,7 @@ class Fanout:
         self._members[key].discard(socket)
         if not self._members[key]:
             del self._members[key]
-        async with self._locks[room]:
+        async with self._room_lock(room):
             self._group_refs[room] -= 1
             if self._group_refs[room] == 0:
                 del self._group_refs[room]
@@ -103,6 +106,20 @@ class Fanout:
     async def leave_all(self, socket: Socket) -> None:
         for room in list(socket.rooms):
             await self.leave(socket, room)
+
+    @asynccontextmanager
+    async def _room_lock(self, room: str):
+        entry = self._locks.get(room)
+        if entry is None:
+            entry = self._locks[room] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[room]
 
     def local_members(self, namespace: str, room: str) -> set[Socket]:
         return self._members.get((namespace, room), set())
@@ -130,13 +147,6 @@ class Fanout:
                 self._channel = await self.layer.new_channel("fanout.")
                 self._reader = asyncio.ensure_future(self._read())
         return self._channel
-
-    def sweep(self) -> int:
-        """Forget the locks of rooms nobody here is in (ROOM_CLEANUP_INTERVAL); how many."""
-        idle = [room for room, lock in self._locks.items() if room not in self._group_refs and not lock.locked()]
-        for room in idle:
-            del self._locks[room]
-        return len(idle)
 
     async def _read(self) -> None:
         """Deliver what arrives on this process's channel, in order.

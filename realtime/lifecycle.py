@@ -43,7 +43,8 @@ class Lifecycle:
             logger.warning("no SIGTERM handler: graceful shutdown unavailable")
 
     async def _sweep_forever(self) -> None:
-        """Every ROOM_CLEANUP_INTERVAL: empty rooms' state, expired sessions, idle limit keys."""
+        """Every ROOM_CLEANUP_INTERVAL: expired sessions, idle limit keys (rooms clean up as
+        their last socket leaves)."""
         while not self.draining:
             await asyncio.sleep(self.cleanup_interval)
             for cleanup in self.cleanups:

@@ -96,7 +96,7 @@ def start_uvicorn(app: str, env: dict[str, str], log: Path) -> ServerProcess:
     """The production server, flags as bin/serve-production (one worker)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-               "--loop", "uvloop", "--http", "httptools", "--ws", PRODUCTION_WS, "--ws-per-message-deflate", "false",
+               "--loop", "uvloop", "--http", "httptools", "--ws", PRODUCTION_WS, "--ws-per-message-deflate", "false", "--ws-ping-interval", "0",
                "--ws-max-size", env.get("MAX_HTTP_BUFFER_SIZE", "1000000"), "--no-proxy-headers"]
     return _start(command, port, env, log)
 

@@ -30,6 +30,17 @@ def header(scope: dict, name: bytes) -> bytes | None:
     return None
 
 
+# What a session reads of its handshake's headers once it is open: Authorization, for each
+# namespace's CONNECT. The rest (CORS, the client's address) is decided at the handshake.
+SESSION_HEADERS = frozenset({b"authorization"})
+
+
+def session_headers(scope: dict) -> list[tuple[bytes, bytes]]:
+    """The handshake's headers a session keeps: a session holds its scope for its whole life,
+    and a browser sends a dozen headers or more (cookies among them) that nothing reads again."""
+    return [(key, value) for key, value in scope.get("headers", ()) if key in SESSION_HEADERS]
+
+
 def origin_of(scope: dict) -> str | None:
     value = header(scope, b"origin")
     return value.decode("latin-1") if value is not None else None

@@ -13,7 +13,7 @@ from ..protocol.engineio import ErrorCode
 from ..protocol.errors import DecodeError
 from ..session import State
 from .base import TransportConsumer
-from .handshake import Gate, HandshakeError, header, host_of, origin_of, parse_handshake
+from .handshake import Gate, HandshakeError, header, host_of, origin_of, parse_handshake, session_headers
 
 TEXT = b"text/plain; charset=UTF-8"
 JSON = b"application/json"
@@ -106,7 +106,7 @@ class PollingTransport(TransportConsumer):
             retry_after = await self.gate.admit_new_session(scope)
             if retry_after is not None:
                 return await self.too_many(retry_after)
-            session = await self.engine.open(State.POLLING, scope)
+            session = await self.engine.open(State.POLLING, {**scope, "headers": session_headers(scope)})
             if self.forwarder is not None:
                 self.forwarder.start()  # other nodes may now send this session's requests here
             return await self.respond(200, (await session.poll()).encode())

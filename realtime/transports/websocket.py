@@ -13,7 +13,7 @@ from ..protocol import engineio as eio
 from ..protocol.errors import DecodeError
 from ..session import IllegalMove, State
 from .base import TransportConsumer
-from .handshake import Gate, HandshakeError, host_of, origin_of, parse_handshake
+from .handshake import Gate, HandshakeError, host_of, origin_of, parse_handshake, session_headers
 from .uvicorn_websocket import RAW_WRITER
 
 
@@ -45,6 +45,8 @@ class WebSocketTransport(TransportConsumer):
         if handshake.sid is None:
             if await self.gate.admit_new_session(self.scope) is not None:
                 return await self.close()  # before accept: the client sees HTTP 403
+            # In place: the ASGI server holds this scope as long as the connection, too.
+            self.scope["headers"] = session_headers(self.scope)
             await self.accept()
             self.session = await self.engine.open(State.WEBSOCKET, self.scope, ws=self)
             return

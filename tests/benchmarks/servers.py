@@ -36,7 +36,8 @@ START_TIMEOUT = 60.0
 # logger's cost, not the server's); no lifespan (Channels' router does not speak it). `ws` is
 # the WebSocket implementation, per server below.
 UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-                 "--ws-per-message-deflate", "false"]  # as bin/serve-production and Node's server
+                 # as bin/serve-production (no compression: as Node's server too)
+                 "--no-proxy-headers", "--ws-per-message-deflate", "false", "--ws-ping-interval", "0"]
 
 
 def pinned(command: list[str], cpus: str | None) -> list[str]:

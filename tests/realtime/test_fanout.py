@@ -139,3 +139,14 @@ async def test_events_queued_on_the_channel_reach_each_socket_in_one_write_in_or
         assert len(writer.writes) == 2  # the first event alone, then the five that queued
         prices = [json.loads(frame[2:])[1]["price"] for write in writer.writes for frame in write]
         assert prices == [0, 1, 2, 3, 4, 5]
+
+
+async def test_concurrent_joins_and_leaves_keep_one_membership_and_leave_no_lock_behind(layer):
+    fanout = Fanout()
+    sockets = polling_sockets(fanout, 50)
+    await asyncio.gather(*(s.join(f"user:{i % 5}") for i, s in enumerate(sockets)))
+    assert all(len(layer.groups[room_to_group(f"user:{n}")]) == 1 for n in range(5))
+    assert fanout._locks == {}  # an idle room holds no lock (a user's room per signed-in socket)
+    await asyncio.gather(*(fanout.leave_all(s) for s in sockets))
+    assert not any(layer.groups.get(room_to_group(f"user:{n}")) for n in range(5))
+    assert fanout._locks == {}

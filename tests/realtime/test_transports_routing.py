@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from realtime.transports import DirectWebSocketRoute, WebSocketTransport
+from realtime.transports import DirectWebSocketRoute
 
 
 class Recorder:
@@ -15,13 +15,7 @@ class Recorder:
         self.scopes.append(scope)
 
 
-async def test_only_a_websocket_for_exactly_the_prefix_skips_the_routers(monkeypatch):
-    reached: list[dict] = []
-
-    async def transport_call(self, scope, receive, send):
-        reached.append(scope)
-
-    monkeypatch.setattr(WebSocketTransport, "__call__", transport_call)
+async def test_only_a_websocket_for_exactly_the_prefix_skips_the_routers():
     routers = Recorder()
     app = DirectWebSocketRoute(routers, engine=None, gate=SimpleNamespace(cors=None))
     direct = [{"type": "websocket", "path": "/socket.io/"},
@@ -30,7 +24,13 @@ async def test_only_a_websocket_for_exactly_the_prefix_skips_the_routers(monkeyp
               {"type": "websocket", "path": "/socket.io/x"},
               {"type": "websocket", "path": "/engine.io/"},
               {"type": "websocket", "path": "/socket.io/", "root_path": "/api"}]
+    received = []
+
+    async def client_gone():  # the real transport's first message: it ends at once, quietly
+        received.append(1)
+        return {"type": "websocket.disconnect", "code": 1006}
+
     for scope in direct + routed:
-        await app(scope, None, None)
-    assert reached == direct  # the very scope, not a copy
-    assert routers.scopes == routed
+        await app(scope, client_gone, None)
+    assert len(received) == len(direct)  # each direct scope reached a WebSocket transport
+    assert routers.scopes == routed  # the rest went to the routers, untouched
