@@ -20,6 +20,7 @@ from typing import Any, Protocol, Sequence
 from .eager import start_eagerly
 from .protocol import engineio as eio
 from .session import IllegalMove, Move, State, advance
+from .timers import Timer, Timers
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +91,8 @@ class EngineSession:
         self._ws: FrameWriter | None = None
         self._probe_ws: FrameWriter | None = None
         self._loop = asyncio.get_running_loop()
-        self._ping_timer: asyncio.TimerHandle | None = None
-        self._pong_deadline: asyncio.TimerHandle | None = None
+        self._ping_timer: Timer | None = None
+        self._pong_deadline: Timer | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
         # Frames waiting behind a WebSocket write that could not complete at once (its
         # transport's buffer is full), and the task writing them: None while writes are direct.
@@ -276,10 +277,10 @@ class EngineSession:
 
     def start_heartbeat(self) -> None:
         # Timers, not a task per session: thousands of idle sessions cost two handles each.
-        self._ping_timer = self._loop.call_later(self.server.config.ping_interval, self._send_ping)
+        self._ping_timer = self.server.timers.call_later(self.server.config.ping_interval, self._send_ping)
 
     def _send_ping(self) -> None:
-        self._pong_deadline = self._loop.call_later(self.server.config.ping_timeout, self._ping_timed_out)
+        self._pong_deadline = self.server.timers.call_later(self.server.config.ping_timeout, self._ping_timed_out)
         asyncio.ensure_future(self.write(["2"]))
 
     def _pong_received(self) -> None:
@@ -344,6 +345,7 @@ class EngineServer:
         self.heartbeats = 0  # pongs received
         self.timeouts = 0  # sessions closed for a missed pong
         self.slow_consumers = 0  # sessions closed for falling max_backlog frames behind
+        self.timers = Timers()  # every session's heartbeat, on one loop timer
 
     def remember_client_close(self, sid: str) -> None:
         """A polling client closed with no GET waiting: its next GET gets a noop, not a 400.

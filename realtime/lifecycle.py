@@ -12,6 +12,8 @@ import logging
 import os
 import signal
 
+from asgiref.sync import markcoroutinefunction
+
 logger = logging.getLogger(__name__)
 
 # Saving state is one Redis write per socket and closing is one frame: 10,000 sockets take
@@ -89,16 +91,23 @@ class LifecycleMiddleware:
         self.app = app
         self.lifecycle = lifecycle
 
-    async def __call__(self, scope, receive, send):
+    @markcoroutinefunction  # an ASGI app to servers, though it returns the coroutine to await
+    def __call__(self, scope, receive, send):
+        # It hands back the app's coroutine rather than awaiting it: a WebSocket's ASGI call
+        # lasts as long as its connection, and would hold a frame of this wrapper as long.
         if scope["type"] == "lifespan":
-            return await self._lifespan(receive, send)
+            return self._lifespan(receive, send)
         self.lifecycle.start()
         if self.lifecycle.draining:
-            if scope["type"] == "websocket":
-                return await send({"type": "websocket.close", "code": 1012})  # service restart
-            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")]})
-            return await send({"type": "http.response.body", "body": b'{"status":"shutting down"}'})
-        return await self.app(scope, receive, send)
+            return self._refuse(scope, send)
+        return self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope, send) -> None:
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1012})  # service restart
+        await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")]})
+        await send({"type": "http.response.body", "body": b'{"status":"shutting down"}'})
 
     async def _lifespan(self, receive, send) -> None:
         while True:

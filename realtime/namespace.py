@@ -21,6 +21,7 @@ from .permissions import check_room_access, is_private
 from .router import EventRouter
 from .rooms import validate_room
 from .serializers import AuthenticateSerializer, RoomSerializer
+from .timers import Timers
 from .server import Ack, ConnectionRefused, Namespace, Socket
 from .transports.handshake import header
 
@@ -40,6 +41,7 @@ class GalaxyNamespace(Namespace):
         self.verifier = verifier
         self.connection_limit = connection_limit
         self.event_limiter = event_limiter
+        self.expiry_timers = Timers()  # each signed-in socket's token expiry, on one loop timer
         self.rate_limited = 0  # events refused by the per-socket limit
         self.flood_disconnects = 0
         router.add("ping", self.ping)
@@ -98,7 +100,7 @@ class GalaxyNamespace(Namespace):
                 user = candidate
                 socket.data["user"] = user
                 delay = user.expires_at - time.time()
-                socket.data["expiry"] = asyncio.get_running_loop().call_later(delay, self._expired, socket)
+                socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket)
         self.heartbeat.add(socket)
         allowed = set()
         for room in rooms:
@@ -204,7 +206,7 @@ class GalaxyNamespace(Namespace):
         self._cancel_expiry(socket)
         socket.data["user"] = principal
         delay = max(0.0, principal.expires_at - time.time())
-        socket.data["expiry"] = asyncio.get_running_loop().call_later(delay, self._expired, socket)
+        socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket)
         await socket.join(user_room)
         reply = {"userId": principal.user_id, "userEmail": principal.email, "permissions": list(principal.permissions)}
         await socket.emit("authenticated", reply)

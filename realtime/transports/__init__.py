@@ -1,5 +1,6 @@
 """The Engine.IO transports as Channels consumers: the only code that does socket or HTTP I/O."""
 
+from asgiref.sync import markcoroutinefunction
 from django.urls import path
 
 from .polling import PollingTransport
@@ -22,10 +23,11 @@ class DirectWebSocketRoute:
         self.gate = gate
         self.path = "/" + prefix
 
-    async def __call__(self, scope, receive, send):
+    @markcoroutinefunction  # returns the coroutine to await, so holds no frame of its own
+    def __call__(self, scope, receive, send):
         if scope["type"] == "websocket" and scope["path"] == scope.get("root_path", "") + self.path:
-            return await WebSocketTransport(engine=self.engine, gate=self.gate)(scope, receive, send)
-        return await self.app(scope, receive, send)
+            return WebSocketTransport(engine=self.engine, gate=self.gate)(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def socketio_routes(engine, gate, prefix: str = "socket.io/", forwarder=None):
