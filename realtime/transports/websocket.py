@@ -26,14 +26,11 @@ class WebSocketTransport(TransportConsumer):
         self.upgrading = False  # this socket is probing for a polling session, not yet its transport
         self.closed = False
         # The server's direct frame writer (uvicorn_websocket.py) once accepted, if it has one.
-        self._write_now = None
-        self._writable = None
+        self._raw = None
 
     async def accept(self) -> None:
         await self.send({"type": "websocket.accept"})
-        raw = self.scope.get("extensions", {}).get(RAW_WRITER)
-        if raw is not None:
-            self._write_now, self._writable = raw["write"], raw["writable"]
+        self._raw = self.scope.get("extensions", {}).get(RAW_WRITER)
 
     async def websocket_connect(self, message) -> None:
         if not self.cors.allows(origin_of(self.scope), host_of(self.scope)):
@@ -102,14 +99,14 @@ class WebSocketTransport(TransportConsumer):
     # FrameWriter, for the session
     def write(self, frames: Sequence[Frame]) -> asyncio.Future | None:
         """Write `frames` now if the send buffer takes them (None), else a future for the write."""
-        if self._write_now is not None and (self.closed or self._write_now(frames)):
+        if self._raw is not None and (self.closed or self._raw.write_now(frames)):
             return None
         return start_eagerly(self.send_frames(frames))
 
     async def send_frames(self, frames: Sequence[Frame]) -> None:
-        if self._write_now is not None:
-            while not (self.closed or self._write_now(frames)):
-                await self._writable()
+        if self._raw is not None:
+            while not (self.closed or self._raw.write_now(frames)):
+                await self._raw.writable.wait()
             return
         for frame in frames:
             if self.closed:

@@ -33,7 +33,7 @@ class App:
         raw = scope["extensions"].get(RAW_WRITER)
         self.had_writer.append(raw is not None)
         if raw is not None:
-            assert raw["write"](FRAMES) is True
+            assert raw.write_now(FRAMES) is True
         else:
             await send({"type": "websocket.send", "text": FRAMES[0]})
             await send({"type": "websocket.send", "bytes": FRAMES[1]})
