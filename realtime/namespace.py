@@ -21,8 +21,8 @@ from .permissions import check_room_access, is_private
 from .router import EventRouter
 from .rooms import validate_room
 from .serializers import AuthenticateSerializer, RoomSerializer
-from .timers import Timers
 from .server import Ack, ConnectionRefused, Namespace, Socket
+from .timers import Timers
 from .transports.handshake import header
 
 logger = logging.getLogger(__name__)

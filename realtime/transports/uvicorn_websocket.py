@@ -151,8 +151,6 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     __slots__ = ("transport", "server", "client", "scheme", "queue", "writable", "conn", "scope", "request",
                  "response", "close_timer", "ping_timer", "pong_timer")
 
-    paused = False  # the transport's send buffer is over its high-water mark
-
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.queue = Inbox(self.loop)
@@ -175,21 +173,13 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # uvicorn reads the handshake's request and response only until it is complete.
             self.request = self.response = None
 
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self.paused = False
-
     def write_now(self, frames: Sequence[Frame]) -> bool:
         """Write `frames` unless the send buffer is full (False: wait for `writable`, retry).
 
         A connection that is closing or gone takes nothing, as ASGI's send would refuse it;
         websocket.disconnect tells the application.
         """
-        if self.paused and not self.disconnected:
+        if not self.writable.is_set():  # over the high-water mark (a lost connection sets it)
             return False
         if not (self.close_sent or self.disconnected or self.transport.is_closing()):
             self.transport.write(_cache.wire(frames))
