@@ -22,7 +22,6 @@ from cryptography.fernet import Fernet
 from stellar_sdk import Keypair, TransactionEnvelope
 from stellar_sdk.operation import Payment
 
-from tests.horizon.server import HorizonThread
 from tests.horizon.world import TESTNET_PASSPHRASE, USDC_TESTNET
 from tests.servers import BASE_ENV, REDIS_URL, ROOT, forget_run, fresh_postgres, manage, start_celery_worker, start_daphne, stop_process
 from tests.transactions.conftest import SERVER_ENV, signed_in, token
@@ -40,14 +39,6 @@ ARTIFACTS = ROOT / "artifacts"
 
 def worker_log(name: str):
     return ARTIFACTS / f"automation-worker-{name}-{os.getpid()}.log"
-
-
-@pytest.fixture(scope="module")
-def horizon():
-    thread = HorizonThread().start()
-    requests.post(f"{thread.url}/_control/ratelimit", json={"limit": 10_000_000}, timeout=10).raise_for_status()
-    yield thread
-    thread.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,12 @@ import pytest
 import requests
 from stellar_sdk import Keypair
 
-from tests.horizon.server import HorizonThread
 from tests.horizon.world import USDC_TESTNET
 from tests.servers import ROOT, fresh_sqlite, manage, start_daphne
 from tests.transactions.conftest import SERVER_ENV, signed_in
 
 USDC = f"USDC:{USDC_TESTNET}"
 WAIT = 20.0
-
-
-@pytest.fixture(scope="module")
-def horizon():
-    thread = HorizonThread().start()
-    requests.post(f"{thread.url}/_control/ratelimit", json={"limit": 10_000_000}, timeout=10).raise_for_status()
-    yield thread
-    thread.stop()
 
 
 def trade(horizon, base: str, price: str) -> None:

@@ -24,7 +24,7 @@ from stellar_sdk import Keypair  # noqa: E402
 
 from market import selectors  # noqa: E402
 from market.models import MarketPair  # noqa: E402
-from tests.horizon.server import HorizonThread  # noqa: E402
+from tests.horizon.server import TEST_RATE_LIMIT, HorizonThread  # noqa: E402
 from tests.horizon.world import USDC_TESTNET  # noqa: E402
 
 USDC = f"USDC:{USDC_TESTNET}"
@@ -59,15 +59,11 @@ def database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-# Horizon's real limit (3600/h) is what the feed plans for; the tests' Horizon serves thousands of
-# requests in a run, and the feed, honouring X-RateLimit-Remaining, would slow to a crawl.
-TEST_HORIZON_RATE_LIMIT = 10_000_000
 
 
 @pytest.fixture(scope="session")
 def horizon():
-    server = HorizonThread().start()
-    requests.post(f"{server.url}/_control/ratelimit", json={"limit": TEST_HORIZON_RATE_LIMIT}, timeout=10).raise_for_status()
+    server = HorizonThread(rate_limit=TEST_RATE_LIMIT).start()
     yield server
     server.stop()
 

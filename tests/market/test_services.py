@@ -17,7 +17,8 @@ from market import selectors, services
 from market.errors import PairNotFound, PairUnavailable
 from market.models import MarketPair
 from market.services import HorizonUnavailable
-from tests.market.conftest import TEST_HORIZON_RATE_LIMIT, USDC_TESTNET, make_pair
+from tests.horizon.server import TEST_RATE_LIMIT
+from tests.market.conftest import USDC_TESTNET, make_pair
 
 USDC = Asset("USDC", USDC_TESTNET)
 
@@ -205,7 +206,7 @@ def test_spend_and_schedule_are_reported(horizon):
     services.market_poll(pair=pair)
     budget = selectors.feed_budget()
     assert budget["spentThisHour"] - before >= 3
-    assert budget["rateLimit"]["limit"] == TEST_HORIZON_RATE_LIMIT and budget["requestsPerPoll"] == 3
+    assert budget["rateLimit"]["limit"] == TEST_RATE_LIMIT and budget["requestsPerPoll"] == 3
     assert pair.name in budget["activePairs"] and budget["pollIntervalSeconds"] > 0
 
 

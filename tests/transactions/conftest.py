@@ -13,7 +13,7 @@ import requests
 from stellar_sdk import Keypair
 
 from tests.auth.clients import Client
-from tests.horizon.server import HorizonThread
+from tests.horizon.server import TEST_RATE_LIMIT, HorizonThread
 from tests.servers import ROOT, fresh_sqlite, manage, start_daphne
 
 ARTIFACTS = ROOT / "artifacts"
@@ -28,7 +28,6 @@ SERVER_ENV = {
     "TRANSACTION_POLL_INTERVAL": POLL_INTERVAL, "TRANSACTION_DEADLINE_SECONDS": str(DEADLINE_SECONDS),
     "HORIZON_REQUEST_TIMEOUT": "2", "HORIZON_REQUESTS_PER_HOUR": "1000000",
 }
-TEST_HORIZON_RATE_LIMIT = 10_000_000
 
 
 def token(user: str) -> str:
@@ -55,8 +54,7 @@ class Horizon:
 
 @pytest.fixture(scope="session")
 def horizon():
-    thread = HorizonThread().start()
-    requests.post(f"{thread.url}/_control/ratelimit", json={"limit": TEST_HORIZON_RATE_LIMIT}, timeout=10).raise_for_status()
+    thread = HorizonThread(rate_limit=TEST_RATE_LIMIT).start()
     yield Horizon(thread)
     thread.stop()
 
