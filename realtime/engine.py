@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from .eager import start_eagerly
+from .eager import result_or_future, start_eagerly
 from .protocol import engineio as eio
 from .session import IllegalMove, Move, State, advance
 from .timers import Timer, Timers
@@ -76,7 +76,7 @@ class EngineSession:
     # One per connection, thousands per process: slots, not a dict per instance.
     __slots__ = ("server", "sid", "state", "scope", "data", "_outbox", "_waiter", "_poll_waiting", "_post_running",
                  "_ws", "_probe_ws", "_loop", "_ping_timer", "_pong_deadline", "_upgrade_timer", "_backlog",
-                 "_drainer", "_evicted")
+                 "_drainer", "_evicted", "_closing")
 
     def __init__(self, server: EngineServer, sid: str, state: State, scope: dict) -> None:
         self.server = server
@@ -99,6 +99,7 @@ class EngineSession:
         self._backlog: deque[Frame] | None = None
         self._drainer: asyncio.Future | None = None
         self._evicted = False
+        self._closing: asyncio.Future | None = None  # the close under way, once one started
 
     @property
     def transport(self) -> str:
@@ -302,10 +303,23 @@ class EngineSession:
                 timer.cancel()
 
     async def close(self, reason: str, *, notify_client: bool = True) -> None:
-        """End the session; `notify_client` sends a CLOSE packet first (server-initiated)."""
-        if self.state is State.CLOSED:
-            return
+        """End the session; `notify_client` sends a CLOSE packet first (server-initiated).
+
+        One close runs; a second caller (a ping timeout during a shutdown) waits for it, so no
+        one tells the client before its sockets are saved, and no one returns before that."""
+        if self._closing is None:
+            if self.state is State.CLOSED:
+                return
+            _, self._closing = result_or_future(self._close(reason, notify_client))
+            if self._closing is None:  # done without waiting (the state is CLOSED now)
+                return
+        await asyncio.shield(self._closing)
+
+    async def _close(self, reason: str, notify_client: bool) -> None:
         if notify_client:
+            # The handler (which saves sockets for recovery) runs before the client hears: told,
+            # it reconnects at once, perhaps to another node, which must find its state there.
+            await self._handle_close(reason)
             await self.write([CLOSE_FRAME])
         was_polling = self.state is State.POLLING
         self.state = advance(self.state, Move.CLOSE)
@@ -321,6 +335,10 @@ class EngineSession:
                 # Eagerly: closing writes a close frame, which waits forever on a client that
                 # stopped reading; the session must still end and leave its rooms now.
                 start_eagerly(ws.close())
+        if not notify_client:
+            await self._handle_close(reason)
+
+    async def _handle_close(self, reason: str) -> None:
         try:
             await self.server.handler.on_close(self, reason)
         except Exception:

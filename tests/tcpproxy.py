@@ -13,6 +13,7 @@ class TcpProxy:
         self._next = 0
         self.port = 0
         self.refusing = False
+        self.delay = 0.0  # seconds each chunk waits before it is passed on (a slow network)
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -58,10 +59,11 @@ class TcpProxy:
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
         self._pairs.discard(pair)
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 writer.write(data)
                 await writer.drain()
         finally:

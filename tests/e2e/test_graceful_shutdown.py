@@ -10,8 +10,11 @@ import time
 
 import pytest
 
+import redis.asyncio as redis
+from websockets.asyncio.client import connect
+
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV, emit_via_server
-from tests.servers import REDIS_URL, ROOT, fresh_postgres, manage, start_daphne
+from tests.servers import REDIS_URL, ROOT, fresh_postgres, fresh_sqlite, manage, start_daphne
 from tests.tcpproxy import TcpProxy
 
 CLIENTS = 200
@@ -71,3 +74,39 @@ async def test_sigterm_hands_every_client_over_with_recovery(nodes):
     assert exit_seconds < 15 and exit_code is not None
     assert reconnected == {"type": "reconnected", "recovered": CLIENTS, "total": CLIENTS}
     assert all(events == [1, 2, 3] for events in report["events"]), [e for e in report["events"] if e != [1, 2, 3]][:3]
+
+
+@pytest.mark.parametrize("answers_pings", [True, False], ids=["alive", "ping-timeout-meanwhile"])
+async def test_a_client_told_of_the_shutdown_finds_its_state_already_saved(tmp_path, answers_pings):
+    """The close packet goes out only once the socket is saved: a client reconnects at once, and
+    the node it lands on must find the state. Redis is slowed down (a proxy holds each chunk
+    0.5 s) so that a save still in flight when the client hears would show. A client that stops
+    answering pings times out during the save (2 s here): that second close must wait too."""
+    redis_server = redis.from_url(REDIS_URL)
+    slow_redis = await TcpProxy(redis_server.connection_pool.connection_kwargs["port"]).start()
+    prefix = f"{E2E_ENV['REDIS_PREFIX']}slow"
+    env = {**E2E_ENV, "REDIS_URL": f"redis://127.0.0.1:{slow_redis.port}/0", "REDIS_PREFIX": prefix,
+           "DATABASE_URL": fresh_sqlite(tmp_path)}
+    manage(env, "migrate", "--noinput")
+    server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-sigterm-slow-redis.log")
+    try:
+        async with connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket") as ws:
+            assert (await ws.recv()).startswith("0")
+            await ws.send("40")
+            connected = await asyncio.wait_for(ws.recv(), 10)
+            assert connected.startswith("40")
+            pid = json.loads(connected[2:])["pid"]
+
+            slow_redis.delay = 0.5
+            server.process.send_signal(signal.SIGTERM)
+            while (frame := await asyncio.wait_for(ws.recv(), 15)) != "1":  # Engine.IO CLOSE
+                assert frame == "2", frame  # only pings
+                if answers_pings:
+                    await ws.send("3")
+            saved = await redis_server.exists(f"{prefix}:recovery:{pid}")
+        assert saved == 1
+        assert await asyncio.to_thread(server.process.wait, 30) is not None
+    finally:
+        server.stop()
+        await slow_redis.stop()
+        await redis_server.aclose()

@@ -99,12 +99,17 @@ async def test_a_sync_emit_waits_out_a_redis_outage(own_redis, tmp_path):
             sys.executable, "-c", code, cwd=ROOT, env={**os.environ, **BASE_ENV, **env},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
-        await asyncio.sleep(3)
+        # Redis comes back only once the producer has met the outage (starting Python and Django
+        # can take seconds on a busy machine: a fixed sleep let it miss the outage entirely).
+        seen = b""
+        while b"retrying" not in seen:
+            line = await asyncio.wait_for(producer.stderr.readline(), 30)
+            assert line, f"the producer ended without retrying: {seen.decode()[-2000:]}"
+            seen += line
         assert producer.returncode is None  # still retrying, not failed
         own_redis.start()
         _, stderr = await asyncio.wait_for(producer.communicate(), 40)
-        assert producer.returncode == 0, stderr.decode()[-2000:]
-        assert "retrying" in stderr.decode()
+        assert producer.returncode == 0, (seen + stderr).decode()[-2000:]
         assert await asyncio.wait_for(got.get(), 15) == {"n": "late"}
     finally:
         await client.disconnect()
