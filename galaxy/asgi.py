@@ -1,6 +1,5 @@
 """The ASGI application: Socket.IO under /socket.io/ (both transports), Django for the rest."""
 
-import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galaxy.settings")
@@ -50,12 +49,3 @@ routers = ProtocolTypeRouter(
 # stays in its call for the connection's life (memory per connection). The routers still serve
 # the rest, and would route those WebSockets the same way.
 application = LifecycleMiddleware(DirectWebSocketRoute(routers, engine, gate), lifecycle)
-
-# The cyclic GC: what is built by now (Django, the app, its routes) lives as long as the process
-# and is frozen out of its full collections; and the youngest generation is collected every
-# 50,000 allocations, not 700. A connect allocates thousands of objects, and collecting them
-# several times per connect was ~8 % of its CPU (tests/benchmarks, 6,000 connections, server CPU
-# per connect 1,460 -> 1,300 us together with the batched Redis scripts); RSS per connection
-# went 11.8 -> 12.2 KiB.
-gc.freeze()
-gc.set_threshold(50_000, 10, 10)

@@ -3,6 +3,7 @@ clients, wallets. The test process never configures Django: everything runs in t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -50,6 +51,21 @@ class Horizon:
 
     def transaction(self, source: str, destination: str, amount: str = "10", **kwargs) -> dict:
         return self.control("transaction", {"source": source, "destination": destination, "amount": amount, **kwargs})
+
+    async def watched(self, account: str, timeout: float = 30) -> None:
+        """Until someone (a watcher) has asked for the account's transactions: its first look
+        sets the wallet's cursor at the newest one, so what the account does after it is news.
+        Horizon counts a request before answering it, in the same step: once counted, the answer
+        is fixed, and a transaction made now is not in it."""
+        path = f"/accounts/{account}/transactions"
+        deadline = time.monotonic() + timeout
+        while not (await asyncio.to_thread(self.requests_served)).get(path):
+            assert time.monotonic() < deadline, f"nobody looked at {account} in {timeout} s"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)  # the watcher stores the cursor it just read
+
+    def requests_served(self) -> dict:
+        return requests.get(f"{self.url}/_control/requests", timeout=10).json()
 
 
 @pytest.fixture(scope="session")

@@ -105,7 +105,7 @@ async def test_a_payment_made_elsewhere_to_a_subscribed_wallet_appears_once_and_
     try:
         wallet = wallets["bob"]
         assert (await bob.call("transaction:subscribe", {"walletId": wallet["id"]}))["ok"] is True
-        await asyncio.sleep(1.5)  # the watcher's first look at the account has set its cursor
+        await horizon.watched(wallet["key"])
         payer = Keypair.random().public_key
         record = await asyncio.to_thread(horizon.transaction, payer, wallet["key"], "7")
         confirmed = await bob.next("transaction:confirmed")

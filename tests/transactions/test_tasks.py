@@ -57,7 +57,7 @@ async def test_beat_settles_registered_and_outside_transactions_through_the_redi
         tx_hash = new_hash()
         assert (await post(server, "/api/transactions/", user, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
         assert (await client.next("transaction:pending"))["hash"] == tx_hash
-        await asyncio.sleep(1.5)  # beat's first follow has set the wallet's cursor
+        await horizon.watched(wallet["key"])
         record = await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "4", hash=tx_hash)
         confirmed = await client.next("transaction:confirmed", timeout=15)
         assert confirmed["hash"] == tx_hash and confirmed["blockNumber"] == record["ledger"]
