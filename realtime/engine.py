@@ -99,7 +99,7 @@ class EngineSession:
         self._backlog: deque[Frame] | None = None
         self._drainer: asyncio.Future | None = None
         self._evicted = False
-        self._closing: asyncio.Future | None = None  # the close under way, once one started
+        self._closing: asyncio.Future | bool | None = None  # the close under way, once one started
 
     @property
     def transport(self) -> str:
@@ -306,14 +306,20 @@ class EngineSession:
         """End the session; `notify_client` sends a CLOSE packet first (server-initiated).
 
         One close runs; a second caller (a ping timeout during a shutdown) waits for it, so no
-        one tells the client before its sockets are saved, and no one returns before that."""
-        if self._closing is None:
+        one tells the client before its sockets are saved, and no one returns before that. A
+        close from within the close (its handler's) returns at once: it would wait for itself."""
+        closing = self._closing
+        if closing is None:
             if self.state is State.CLOSED:
                 return
-            _, self._closing = result_or_future(self._close(reason, notify_client))
-            if self._closing is None:  # done without waiting (the state is CLOSED now)
+            self._closing = True  # under way, not yet waiting on anything
+            _, waiting = result_or_future(self._close(reason, notify_client))
+            if waiting is None:  # done without waiting
                 return
-        await asyncio.shield(self._closing)
+            self._closing = closing = waiting
+        elif closing is True or closing is asyncio.current_task():
+            return
+        await asyncio.shield(closing)
 
     async def _close(self, reason: str, notify_client: bool) -> None:
         if notify_client:
