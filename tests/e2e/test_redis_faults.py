@@ -8,20 +8,22 @@ import sys
 
 import aiohttp
 import pytest
+import redis
 import socketio
 
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV
 from tests.redisproc import RedisProcess
 from tests.servers import BASE_ENV, ROOT, fresh_sqlite, manage, start_daphne
+from tests.tcpproxy import TcpProxy
 
 OUTAGE_SECONDS = 30
 
 
 @pytest.fixture
 def own_redis(tmp_path):
-    redis = RedisProcess(tmp_path).start()
-    yield redis
-    redis.stop()
+    server = RedisProcess(tmp_path).start()
+    yield server
+    server.stop()
 
 
 async def test_redis_outage_loses_no_event_and_no_socket(own_redis, tmp_path):
@@ -82,35 +84,54 @@ async def test_redis_outage_loses_no_event_and_no_socket(own_redis, tmp_path):
 
 
 async def test_a_sync_emit_waits_out_a_redis_outage(own_redis, tmp_path):
-    """emit_sync(retry_for=...), as Celery tasks use it, retries until Redis is back."""
+    """emit_sync(retry_for=...), as Celery tasks use it, retries until Redis is back.
+
+    The producer reaches Redis through a proxy the test opens only once the server has
+    subscribed again: events published in the moment between Redis coming back and the server's
+    pub/sub connection re-subscribing (up to ~1 s, channels_redis' receive loop) do not reach
+    that server's live sockets (a known gap: README, "Nothing lost to a passing fault"); this
+    test is about the producer's retry, not that gap.
+    """
     env = {**E2E_ENV, "REDIS_URL": own_redis.url, "DATABASE_URL": fresh_sqlite(tmp_path)}
     manage(env, "migrate", "--noinput")
     server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-redis-sync-emit.log")
     client = socketio.AsyncClient(reconnection=False)
     got: asyncio.Queue = asyncio.Queue()
     client.on("market:price_update", lambda data, *offset: got.put_nowait(data))
+    producer_path = await TcpProxy(own_redis.port).start()
+    watcher = redis.Redis(port=own_redis.port)
     try:
         await client.connect(server.url, transports=["websocket"])
         assert (await client.call("subscribe", {"room": "market:XLM_USDC"}, timeout=5))["ok"]
         own_redis.stop()
+        producer_path.cut()
         code = ("import django; django.setup(); from realtime.emit import emit_sync; "
-                "emit_sync('market:XLM_USDC', 'market:price_update', {'n': 'late'}, retry_for=30)")
+                "emit_sync('market:XLM_USDC', 'market:price_update', {'n': 'late'}, retry_for=60)")
+        producer_env = {**os.environ, **BASE_ENV, **env, "REDIS_URL": f"redis://127.0.0.1:{producer_path.port}/0"}
         producer = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", code, cwd=ROOT, env={**os.environ, **BASE_ENV, **env},
+            sys.executable, "-c", code, cwd=ROOT, env=producer_env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
-        # Redis comes back only once the producer has met the outage (starting Python and Django
-        # can take seconds on a busy machine: a fixed sleep let it miss the outage entirely).
         seen = b""
-        while b"retrying" not in seen:
+        while b"retrying" not in seen:  # it has met the outage (Python and Django can take seconds)
             line = await asyncio.wait_for(producer.stderr.readline(), 30)
             assert line, f"the producer ended without retrying: {seen.decode()[-2000:]}"
             seen += line
         assert producer.returncode is None  # still retrying, not failed
         own_redis.start()
+        group_channel = f"{E2E_ENV['REDIS_PREFIX']}__group__room.market.XLM_USDC"
+        for _ in range(300):  # the server's pub/sub connection subscribes again by itself
+            if (await asyncio.to_thread(watcher.pubsub_numsub, group_channel))[0][1]:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the server never subscribed again to the room's group")
+        producer_path.restore()
         _, stderr = await asyncio.wait_for(producer.communicate(), 40)
         assert producer.returncode == 0, (seen + stderr).decode()[-2000:]
         assert await asyncio.wait_for(got.get(), 15) == {"n": "late"}
     finally:
         await client.disconnect()
+        await producer_path.stop()
+        watcher.close()
         server.stop()
