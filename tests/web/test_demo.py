@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from playwright.async_api import expect
 
-from tests.servers import BASE_ENV, ROOT, free_port, fresh_sqlite, wait_for_port
+from tests.servers import BASE_ENV, ROOT, free_ports, fresh_sqlite, wait_for_port
 
 from .conftest import ARTIFACTS
 
@@ -19,7 +19,7 @@ from .conftest import ARTIFACTS
 def demo(tmp_path):
     """bin/serve --demo in its own process group (the script, its Horizon and daphne), stopped
     as Ctrl-C would stop it."""
-    port, horizon_port = free_port(), free_port()
+    port, horizon_port = free_ports(2)
     env = {**os.environ, **BASE_ENV, "GALAXY_SKIP_SETUP": "1", "WEBSOCKET_HOST": "127.0.0.1", "WEBSOCKET_PORT": str(port),
            "DEMO_HORIZON_PORT": str(horizon_port), "DATABASE_URL": fresh_sqlite(tmp_path), "REDIS_URL": "",
            "REDIS_PREFIX": f"demo{os.getpid()}"}
