@@ -478,6 +478,13 @@ class HorizonThread:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
+    def requests_served(self) -> dict:
+        """{path: count} of the Horizon requests served so far (as GET /_control/requests)."""
+        return asyncio.run_coroutine_threadsafe(self._requests_served(), self.loop).result(10)
+
+    async def _requests_served(self) -> dict:
+        return dict(self.horizon.requests)  # copied on Horizon's own loop, where it changes
+
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)

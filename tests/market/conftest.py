@@ -79,8 +79,8 @@ def clean_feed_state():
 class Script:
     """Drives the local Horizon through its control API for one pair."""
 
-    def __init__(self, url: str, base: str, counter: str) -> None:
-        self.url, self.base, self.counter = url, base, counter
+    def __init__(self, horizon: HorizonThread, base: str, counter: str) -> None:
+        self.horizon, self.url, self.base, self.counter = horizon, horizon.url, base, counter
 
     def post(self, path: str, body: dict) -> dict:
         response = requests.post(f"{self.url}/_control/{path}", json=body, timeout=10)
@@ -98,7 +98,7 @@ class Script:
         self.post("fail", {"count": count, "match": self.base.split(":")[0], **kwargs})
 
     def requests_served(self) -> dict:
-        return requests.get(f"{self.url}/_control/requests", timeout=10).json()
+        return self.horizon.requests_served()
 
 
 def make_pair(horizon, *, enabled: bool = True, on_default_horizon: bool = False) -> tuple[MarketPair, Script]:
@@ -110,7 +110,7 @@ def make_pair(horizon, *, enabled: bool = True, on_default_horizon: bool = False
         counter_code="USDC", counter_issuer=USDC_TESTNET, enabled=enabled,
         horizon_url="" if on_default_horizon else horizon.url,
     )
-    return pair, Script(horizon.url, f"{code}:{issuer}", USDC)
+    return pair, Script(horizon, f"{code}:{issuer}", USDC)
 
 
 async def in_thread(fn, *args, **kwargs):

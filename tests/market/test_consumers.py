@@ -37,7 +37,7 @@ script = in_thread
 
 
 async def test_a_subscriber_gets_the_snapshot_then_each_trade_once_prices_and_books(server, horizon, inbox):
-    xlm = Script(horizon.url, *XLM_USDC)
+    xlm = Script(horizon, *XLM_USDC)
     await script(xlm.trade, "0.1100", "500")
     await script(xlm.book, [["0.1090", "1000"]], [["0.1110", "800"]])
 

@@ -59,13 +59,10 @@ class Horizon:
         is fixed, and a transaction made now is not in it."""
         path = f"/accounts/{account}/transactions"
         deadline = time.monotonic() + timeout
-        while not (await asyncio.to_thread(self.requests_served)).get(path):
+        while not (await asyncio.to_thread(self.thread.requests_served)).get(path):
             assert time.monotonic() < deadline, f"nobody looked at {account} in {timeout} s"
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.3)  # the watcher stores the cursor it just read
-
-    def requests_served(self) -> dict:
-        return requests.get(f"{self.url}/_control/requests", timeout=10).json()
 
 
 @pytest.fixture(scope="session")
