@@ -12,6 +12,7 @@ from .emit import emitter
 from .recovery import make_session_store
 from .engine import EngineConfig, EngineServer
 from .fanout import Fanout
+from .gap_fill import LogGapFill
 from .namespace import GalaxyNamespace
 from .ratelimit import MemoryRateLimiter, make_rate_limiter
 from .router import router_from_settings
@@ -20,8 +21,10 @@ from .transports.handshake import Gate
 
 
 def build_engine() -> EngineServer:
-    fanout = Fanout()
     event_log = emitter().log  # the same log the process's emits append to
+    # With Redis, the layer's subscriber connection can drop and come back: what was published
+    # meanwhile is read back from the log. The in-memory layer loses nothing.
+    fanout = Fanout(fill_gap=LogGapFill(event_log) if settings.REDIS_URL else None)
     namespace = GalaxyNamespace(
         router_from_settings(),
         settings.HEARTBEAT_INTERVAL_MS / 1000,

@@ -52,6 +52,17 @@ def encode_event(event: str, data: Any, namespace: str = "/", offset: str | None
     return ["4" + text, *attachments]
 
 
+def room_message(namespace: str, rooms: tuple[str, ...], event: str, data: Any, offset: str | None) -> dict:
+    """The channel-layer message of a room event, as each process's fan-out reads it."""
+    return {
+        "type": MESSAGE_TYPE,
+        "namespace": namespace,
+        "rooms": list(rooms),
+        "offset": offset,  # also the event's id: a process delivers it once, whatever the rooms or the path
+        "frames": encode_event(event, data, namespace, offset),
+    }
+
+
 class Emitter:
     """A producer: the recovery log, the channel layer, and the retry queue of this process."""
 
@@ -73,14 +84,8 @@ class Emitter:
     async def deliver(self, item: RoomEvent) -> None:
         if item.offset is None:
             item.offset = await self.log.append(item.namespace, item.rooms, item.event, item.data)
-        message = {
-            "type": MESSAGE_TYPE,
-            "namespace": item.namespace,
-            "rooms": list(item.rooms),
-            "offset": item.offset,  # also the event's id: a process in two of its rooms delivers it once
-            "frames": encode_event(item.event, item.data, item.namespace, item.offset),
-            "t": time.time(),  # for the fan-out's layer latency in /metrics
-        }
+        message = room_message(item.namespace, item.rooms, item.event, item.data, item.offset)
+        message["t"] = time.time()  # for the fan-out's layer latency in /metrics
         layer = get_channel_layer()
         for room in item.rooms:
             await layer.group_send(room_to_group(room), message)

@@ -4,6 +4,8 @@ Rooms are channel-layer groups whose members are processes, not sockets (DESIGN.
 the process joins a room's group when its first local socket joins and leaves it with the last,
 reads every room message once from its own channel, and writes the ready frame to each local
 socket in the room. A room of 5,000 sockets costs one layer message per process per emit.
+With Redis, what was published while the process's subscriber connection was down is read back
+from the event log once it subscribes again (`resubscribed`, gap_fill.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING
 from channels.layers import get_channel_layer
 
 from .eager import result_or_future
+from .recovery import offset_key
+from .resubscribe import watch_resubscribes
 from .rooms import room_to_group
 
 if TYPE_CHECKING:
@@ -25,9 +29,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MESSAGE_TYPE = "room.emit"
-# Multi-room events remembered to drop their second copy: copies arrive within milliseconds
-# of each other, so thousands of events back is far more than enough.
+# Offsets of the events delivered last, to drop a second copy: a multi-room event comes once per
+# room group, within milliseconds; after a re-subscribe, the log is read from a few seconds
+# before the last delivery (gap_fill.REWIND_SECONDS). 10,000 covers 2,000 events/s per process.
 SEEN_EVENTS = 10_000
+# After a re-subscribe, how long to wait before reading the log: redis-py has sent the SUBSCRIBEs
+# when it calls back; the wait lets Redis take them before the read, so every event is either
+# published to us afterwards or already logged when we read.
+FILL_DELAY_S = 0.1
+# Live messages wait while the log is read; a read that hangs (Redis gone again) must not hold
+# them for longer than this.
+FILL_TIMEOUT_S = 5.0
 # Room messages taken off the channel at once when they queue up (see Fanout._read): enough to
 # cut the writes per socket a hundredfold under load, few enough that a batch of a room's
 # events for 5,000 sockets is written in well under a second.
@@ -59,8 +71,11 @@ class LatencyStats:
 
 
 class Fanout:
-    def __init__(self, layer_alias: str = "default") -> None:
+    def __init__(self, layer_alias: str = "default", fill_gap=None) -> None:
         self.layer_alias = layer_alias
+        # async (last offset delivered, {room: joined at, epoch ms}) -> room messages logged
+        # since (gap_fill.LogGapFill); None where the layer cannot lose messages (in memory).
+        self.fill_gap = fill_gap
         self._members: dict[tuple[str, str], set[Socket]] = defaultdict(set)  # (namespace, room)
         self._group_refs: dict[str, int] = defaultdict(int)  # room -> local sockets, any namespace
         self._channel: str | None = None
@@ -71,8 +86,13 @@ class Fanout:
         self._locks: dict[str, list] = {}
         self._channel_lock = asyncio.Lock()
         self.latency = LatencyStats()
-        self._seen: set[str] = set()  # ids of recent multi-room events already delivered here
+        self._seen: set[str] = set()  # offsets of recent events already delivered here
         self._seen_order: deque[str] = deque()
+        self._last_offset: str | None = None  # of the event delivered last
+        self._joined_ms: dict[str, float] = {}  # room -> when this process subscribed to it
+        self._held: list[dict] | None = None  # live room messages, while a gap is read
+        self._filling: asyncio.Task | None = None
+        self._fill_again = False
 
     @property
     def layer(self):
@@ -85,6 +105,8 @@ class Fanout:
         async with self._room_lock(room):
             if self._group_refs[room] == 0:
                 await self.layer.group_add(group, await self._ensure_channel())
+                self._joined_ms[room] = time.time() * 1000
+                watch_resubscribes(self.layer, self.resubscribed)
             self._group_refs[room] += 1
         socket.rooms.add(room)
         self._members[(socket.namespace, room)].add(socket)
@@ -101,6 +123,7 @@ class Fanout:
             self._group_refs[room] -= 1
             if self._group_refs[room] == 0:
                 del self._group_refs[room]
+                self._joined_ms.pop(room, None)
                 await self.layer.group_discard(room_to_group(room), self._channel)
 
     async def leave_all(self, socket: Socket) -> None:
@@ -146,7 +169,41 @@ class Fanout:
             if self._channel is None:
                 self._channel = await self.layer.new_channel("fanout.")
                 self._reader = asyncio.ensure_future(self._read())
+                watch_resubscribes(self.layer, self.resubscribed)
         return self._channel
+
+    def resubscribed(self, connection=None) -> None:
+        """The layer's subscriber connection was made again (resubscribe.py): room messages
+        published while it was down reached no socket here. Read them from the log."""
+        if self.fill_gap is None or self._channel is None:
+            return
+        if self._filling is not None:
+            self._fill_again = True  # dropped again while reading: the read may predate it
+            return
+        self._filling = asyncio.ensure_future(self._fill())
+
+    async def _fill(self) -> None:
+        """Hold live messages; read what was missed; deliver both in log order, each once."""
+        self._held = []
+        try:
+            again = True
+            while again:
+                self._fill_again = False
+                await asyncio.sleep(FILL_DELAY_S)
+                try:
+                    missed = await asyncio.wait_for(self.fill_gap(self._last_offset, dict(self._joined_ms)), FILL_TIMEOUT_S)
+                except Exception:
+                    logger.exception("could not read the events missed while re-subscribing; sockets here may lack some")
+                    missed = []
+                if missed:
+                    logger.warning("delivering %d room events published while the layer re-subscribed", len(missed))
+                held, self._held = self._held, []
+                self._deliver_batch(sorted(missed + held, key=_log_order))
+                again = self._fill_again
+        finally:
+            held, self._held = self._held, None
+            self._deliver_batch(held)
+            self._filling = None
 
     async def _read(self) -> None:
         """Deliver what arrives on this process's channel, in order.
@@ -166,7 +223,10 @@ class Fanout:
                 if next_message is not None:
                     break
                 batch.append(message)
-            self._deliver_batch(batch)
+            if self._held is not None:  # a gap is being read: these go out after it, in order
+                self._held.extend(batch)
+            else:
+                self._deliver_batch(batch)
 
     def _deliver_batch(self, batch: list[dict]) -> None:
         """Deliver runs of messages for the same rooms together (they reach the same sockets)."""
@@ -177,12 +237,15 @@ class Fanout:
                 continue
             try:
                 rooms = message["rooms"]
-                if len(rooms) > 1 and self._seen_before(message["offset"]):
-                    continue  # it comes once per room group: deliver the first copy only
+                offset = message.get("offset")
+                if offset is not None:
+                    if self._seen_before(offset):
+                        continue  # once per room group, or live and read back from the log
+                    self._last_offset = offset
                 if "t" in message:
                     self.latency.record(time.time() - message["t"])
                 key = (message["namespace"], tuple(rooms))
-                event = (message.get("offset"), message["frames"])
+                event = (offset, message["frames"])
             except Exception:
                 logger.exception("malformed room message for rooms %s", message.get("rooms"))
                 continue
@@ -208,3 +271,8 @@ class Fanout:
         if len(self._seen_order) > SEEN_EVENTS:
             self._seen.discard(self._seen_order.popleft())
         return False
+
+
+def _log_order(message: dict) -> tuple[int, int]:
+    offset = message.get("offset")
+    return offset_key(offset) if offset is not None else (0, 0)

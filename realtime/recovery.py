@@ -155,13 +155,23 @@ class RedisEventLog:
         boundary = await self.client.get(self.trimmed_key)
         if boundary is not None and offset_key(offset) < offset_key(boundary.decode()):
             return None  # trimmed past the client's offset: it must refetch
+        return [e for e in await self.after(offset) if e.namespace == namespace and not rooms.isdisjoint(e.rooms)]
+
+    async def after(self, offset: str) -> list[LoggedEvent]:
+        """Every event logged after `offset` that the log still holds, in any room."""
         entries = await self.client.xrange(self.key, min=f"({offset}", max="+")
         events = []
         for entry_id, fields in entries:
             ns, entry_rooms, event, data = msgpack.unpackb(fields[b"m"], raw=False)
-            if ns == namespace and not rooms.isdisjoint(entry_rooms):
-                events.append(LoggedEvent(entry_id.decode(), ns, tuple(entry_rooms), event, data))
+            events.append(LoggedEvent(entry_id.decode(), ns, tuple(entry_rooms), event, data))
         return events
+
+    @staticmethod
+    def rewound(offset: str | None, seconds: float, fallback_ms: float) -> str:
+        """The offset `seconds` before `offset` (entry ids are Redis' milliseconds), or before
+        `fallback_ms` (epoch milliseconds) when there is no offset yet."""
+        ms = offset_key(offset)[0] if offset is not None else int(fallback_ms)
+        return f"{max(0, ms - int(seconds * 1000))}-0"
 
 
 class MemorySessionStore:
