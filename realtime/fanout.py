@@ -93,6 +93,7 @@ class Fanout:
         self._held: list[dict] | None = None  # live room messages, while a gap is read
         self._filling: asyncio.Task | None = None
         self._fill_again = False
+        self.refilled = 0  # events delivered from the log after a re-subscribe (/metrics)
 
     @property
     def layer(self):
@@ -195,9 +196,13 @@ class Fanout:
                 except Exception:
                     logger.exception("could not read the events missed while re-subscribing; sockets here may lack some")
                     missed = []
-                if missed:
-                    logger.warning("delivering %d room events published while the layer re-subscribed", len(missed))
                 held, self._held = self._held, []
+                live = {m.get("offset") for m in held}
+                # the rewind re-reads some delivered ones; the newest may also have come live
+                missed = [m for m in missed if m["offset"] not in self._seen and m["offset"] not in live]
+                if missed:
+                    self.refilled += len(missed)
+                    logger.warning("delivering %d room events published while the layer re-subscribed", len(missed))
                 self._deliver_batch(sorted(missed + held, key=_log_order))
                 again = self._fill_again
         finally:

@@ -65,6 +65,7 @@ class ProcessMetrics:
                 "floodDisconnects": getattr(self.sio.namespaces["/"], "flood_disconnects", 0),
             },
             "latency": self.fanout.latency.summary(),
+            "refilledEvents": self.fanout.refilled,
         }
 
     def ensure_publishing(self) -> None:
@@ -159,6 +160,8 @@ def summarise(snapshots: list[dict], *, show_private: bool) -> dict:
             "oldestItem": min((s["events"]["oldestItem"] for s in snapshots if s["events"]["oldestItem"]), default=None),
             "retries": sum_of("events", "retries"),
             "dropped": sum_of("events", "dropped"),
+            # read back from the log after a node's layer connection re-subscribed
+            "refilled": sum(s.get("refilledEvents", 0) for s in snapshots),
         },
     }
 
@@ -191,6 +194,8 @@ def prometheus(snapshots: list[dict], extra: dict | None = None) -> str:
     metric("galaxy_flood_disconnects_total", "counter", "sockets cut off for flooding", lambda s: s.get("rateLimits", {}).get("floodDisconnects", 0))
     metric("galaxy_fanout_latency_p99_seconds", "gauge", "emit to fan-out latency, p99 of recent", lambda s: (s.get("latency", {}).get("p99Ms") or 0) / 1000)
     metric("galaxy_fanout_messages_total", "counter", "room messages fanned out", lambda s: s.get("latency", {}).get("count", 0))
+    metric("galaxy_fanout_refilled_events_total", "counter", "room events read back from the log after the layer re-subscribed",
+           lambda s: s.get("refilledEvents", 0))
     market = (extra or {}).get("market") or {}
     if "spentThisHour" in market:
         lines.append("# HELP galaxy_horizon_requests_this_hour Horizon requests spent this hour")

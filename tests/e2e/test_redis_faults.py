@@ -189,6 +189,8 @@ async def test_events_published_while_the_server_is_not_subscribed_reach_its_liv
         for got in received:
             assert got == list(range(7))
         assert disconnects == [] and all(client.connected for client in clients)
+        async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as resp:
+            assert (await resp.json())["events"]["refilled"] == 3  # 2, 3 and 4; not 0 and 1 again
     finally:
         for client in clients:
             await client.disconnect()
