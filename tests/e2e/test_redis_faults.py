@@ -26,21 +26,28 @@ def own_redis(tmp_path):
     server.stop()
 
 
+async def connect_subscribed(url: str, transports_each, clients: list, received: list, disconnects: list) -> None:
+    """A client per transport list, each in market:XLM_USDC: the `n` of every update it gets goes
+    in its list in `received`, its index in `disconnects` if it drops (lists filled as they go,
+    so the caller's cleanup sees every client made)."""
+    for n, transports in enumerate(transports_each):
+        client = socketio.AsyncClient(reconnection=False)
+        got: list = []
+        client.on("market:price_update", lambda data, *offset, got=got: got.append(data["n"]))
+        client.on("disconnect", lambda *reason, n=n: disconnects.append(n))
+        clients.append(client)
+        received.append(got)
+        await client.connect(url, transports=transports)
+        assert (await client.call("subscribe", {"room": "market:XLM_USDC"}, timeout=5))["ok"]
+
+
 async def test_redis_outage_loses_no_event_and_no_socket(own_redis, tmp_path):
     env = {**E2E_ENV, "REDIS_URL": own_redis.url, "DATABASE_URL": fresh_sqlite(tmp_path)}
     manage(env, "migrate", "--noinput")
     server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-redis-faults.log")
     clients, received, disconnects = [], [], []
     try:
-        for n, transports in enumerate((["websocket"], ["polling"], ["websocket"])):
-            client = socketio.AsyncClient(reconnection=False)
-            got: list = []
-            client.on("market:price_update", lambda data, *offset, got=got: got.append(data["n"]))
-            client.on("disconnect", lambda *reason, n=n: disconnects.append(n))
-            await client.connect(server.url, transports=transports)
-            assert (await client.call("subscribe", {"room": "market:XLM_USDC"}, timeout=5))["ok"]
-            clients.append(client)
-            received.append(got)
+        await connect_subscribed(server.url, (["websocket"], ["polling"], ["websocket"]), clients, received, disconnects)
 
         async with aiohttp.ClientSession() as http:
             async def emit(n: int) -> None:
@@ -150,15 +157,7 @@ async def test_events_published_while_the_server_is_not_subscribed_reach_its_liv
 
     clients, received, disconnects = [], [], []
     try:
-        for n, transports in enumerate((["websocket"], ["polling"])):
-            client = socketio.AsyncClient(reconnection=False)
-            got: list = []
-            client.on("market:price_update", lambda data, *offset, got=got: got.append(data["n"]))
-            client.on("disconnect", lambda *reason, n=n: disconnects.append(n))
-            await client.connect(server.url, transports=transports)
-            assert (await client.call("subscribe", {"room": "market:XLM_USDC"}, timeout=5))["ok"]
-            clients.append(client)
-            received.append(got)
+        await connect_subscribed(server.url, (["websocket"], ["polling"]), clients, received, disconnects)
         assert await asyncio.wait_for(producer.stdout.readline(), 30) == b"ready\n"
 
         async def everyone_has(count: int) -> None:
