@@ -1,5 +1,6 @@
 """The ASGI application: Socket.IO under /socket.io/ (both transports), Django for the rest."""
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "galaxy.settings")
@@ -49,3 +50,14 @@ routers = ProtocolTypeRouter(
 # stays in its call for the connection's life (memory per connection). The routers still serve
 # the rest, and would route those WebSockets the same way.
 application = LifecycleMiddleware(DirectWebSocketRoute(routers, engine, gate), lifecycle)
+
+# Garbage collection for a process holding thousands of long-lived connections (README,
+# "Benchmark"). A full collection walks every object; while connections pile up (a deploy's
+# reconnect storm) one came every 25 % of growth, ~0.2 s each at 5,000 connections, ~18 % of a
+# connect's CPU. Start-up objects (Django, the apps) live as long as the process: frozen out of
+# every collection. A full collection waits for 100 middle-generation ones instead of 10:
+# connects cost ~20 % less (1,050 -> 845 us, N = 6,000), fan-out latency is unchanged; cyclic
+# garbage waits longer (churning 3,000 connections levels off ~30 MB higher).
+FULL_COLLECTION_AFTER = 100
+gc.freeze()
+gc.set_threshold(*gc.get_threshold()[:2], FULL_COLLECTION_AFTER)
