@@ -150,3 +150,87 @@ async def test_concurrent_joins_and_leaves_keep_one_membership_and_leave_no_lock
     await asyncio.gather(*(fanout.leave_all(s) for s in sockets))
     assert not any(layer.groups.get(room_to_group(f"user:{n}")) for n in range(5))
     assert fanout._locks == {}
+
+
+# -- after the layer re-subscribed: the gap read back from the Redis event log ----------------
+
+@pytest.fixture
+async def redis_log():
+    import os
+
+    from realtime.recovery import RedisEventLog
+    from tests.servers import REDIS_URL
+
+    log = RedisEventLog(REDIS_URL, f"test-fill-{os.getpid()}", max_age_ms=60_000)
+    yield log
+    await log.client.delete(log.key, log.trimmed_key)
+    await log.client.aclose()
+
+
+def delivered(socket: Socket) -> list:
+    return [json.loads(frame[2:])[1]["n"] for frame in outbox(socket)]  # 4 (message) 2 (event) [...]
+
+
+async def test_what_was_published_while_unsubscribed_comes_in_log_order_once(layer, redis_log, monkeypatch):
+    """The redis-py callback (resubscribe.py) is called here by hand: the e2e test in
+    tests/e2e/test_redis_faults.py has Redis drive it."""
+    import realtime.fanout
+    from realtime.emit import room_message
+    from realtime.gap_fill import LogGapFill
+
+    monkeypatch.setattr(realtime.fanout, "FILL_DELAY_S", 0.4)  # room to act while it waits
+    fanout = Fanout(fill_gap=LogGapFill(redis_log))
+    [socket] = polling_sockets(fanout, 1)
+    await socket.join("market:A_B")
+    room = ("market:A_B",)
+
+    async def log(n: int) -> str:
+        return await redis_log.append("/", room, "e", {"n": n})
+
+    async def publish(n: int) -> None:
+        await layer.group_send(room_to_group("market:A_B"), room_message("/", room, "e", {"n": n}, await log(n)))
+
+    await publish(1)
+    await wait_until(lambda: delivered(socket) == [1])
+    await log(2)  # logged, never published to us: the gap
+    await log(3)
+    fanout.resubscribed()
+    await publish(4)  # live during the fill: held until the gap is out
+    await asyncio.sleep(0.1)
+    assert delivered(socket) == [1]
+    fanout.resubscribed()  # dropped again while the first read is pending: read once more
+    await asyncio.sleep(0.4)  # the first read is done
+    await log(5)  # missed after the first read: only the second finds it
+    await wait_until(lambda: 5 in delivered(socket), timeout=3)
+    await publish(6)
+    await wait_until(lambda: 6 in delivered(socket))
+    assert delivered(socket) == [1, 2, 3, 4, 5, 6]
+    assert fanout.refilled == 3
+
+
+async def test_a_log_read_that_hangs_does_not_hold_live_events_for_long(layer, monkeypatch):
+    import realtime.fanout
+    from realtime.emit import room_message
+    from realtime.gap_fill import LogGapFill
+    from realtime.recovery import RedisEventLog
+    from tests.tcpproxy import TcpProxy
+    from tests.servers import REDIS_URL
+
+    port = int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    slow = await TcpProxy(port).start()
+    slow.delay = 3.0  # every chunk to and from Redis waits: the read cannot finish in time
+    log = RedisEventLog(f"redis://127.0.0.1:{slow.port}/0", "test-fill-slow", max_age_ms=60_000)
+    monkeypatch.setattr(realtime.fanout, "FILL_TIMEOUT_S", 0.3)
+    fanout = Fanout(fill_gap=LogGapFill(log))
+    [socket] = polling_sockets(fanout, 1)
+    try:
+        await socket.join("market:A_B")
+        fanout.resubscribed()
+        message = room_message("/", ("market:A_B",), "e", {"n": 7}, "1-0")
+        await layer.group_send(room_to_group("market:A_B"), message)
+        await asyncio.sleep(0.2)
+        assert delivered(socket) == []  # held while the read runs
+        await wait_until(lambda: delivered(socket) == [7], timeout=1.5)  # given up on: out anyway
+    finally:
+        await slow.stop()
+        await log.client.aclose()
