@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from rest_framework.exceptions import ValidationError
 
 from .errors import InvalidPayload
 from .permissions import check_room_access
@@ -67,10 +70,19 @@ class EventConsumer:
 
 
 def validate(serializer_class: type[Serializer], data: Any) -> dict:
-    """The payload as the serializer's validated data, or InvalidPayload with its field errors."""
+    """The payload as the serializer's validated data, or InvalidPayload with its field errors
+    (what `is_valid()` gives, as `is_valid()` computes it: `run_validation`)."""
     if not isinstance(data, dict):
         raise InvalidPayload("payload must be a JSON object")
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise InvalidPayload(details=serializer.errors)
-    return serializer.validated_data
+    try:
+        return _shared(serializer_class).run_validation(data)
+    except ValidationError as exc:
+        raise InvalidPayload(details=exc.detail) from None
+
+
+@functools.cache
+def _shared(serializer_class: type[Serializer]) -> Serializer:
+    """One instance per serializer class, its fields bound once. A new instance deep-copies
+    every declared field: 20 us of the 24 a `subscribe` payload took to validate. Validation
+    keeps nothing on the instance, and no serializer given here has context or an instance."""
+    return serializer_class()
