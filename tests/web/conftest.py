@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import time
 
 import aiohttp
 import pytest
@@ -65,6 +67,20 @@ class Horizon:
             async with session.post(f"{self.url}/_control/{path}", json=body) as response:
                 assert response.status == 200, await response.text()
                 return await response.json()
+
+    async def trade_looks(self) -> int:
+        """How many times the feed has asked for trades so far."""
+        return (await asyncio.to_thread(self.thread.requests_served)).get("/trades", 0)
+
+    async def looked_again(self, since: int, timeout: float = 30) -> None:
+        """Until the feed has asked for trades after `since` looks: a restarted server's first
+        look takes the latest trade as history, not news, so a trade made before it would change
+        the price but never reach the tape. Horizon counts a request before answering it: once
+        counted, a trade made now is not in that answer."""
+        deadline = time.monotonic() + timeout
+        while await self.trade_looks() <= since:
+            assert time.monotonic() < deadline, f"the feed did not ask for trades in {timeout} s"
+            await asyncio.sleep(0.1)
 
     async def trade(self, price: str, amount: str, base_is_seller: bool = True) -> dict:
         base, counter = XLM_USDC

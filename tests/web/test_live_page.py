@@ -62,11 +62,13 @@ async def test_page_reconnects_by_itself_after_the_server_restarts(page, live_se
     await asyncio.to_thread(live_server.stop)
     await expect(page.locator("#conn-state")).to_have_attribute("data-state", "reconnecting")
     await expect(page.locator("#transport")).to_have_text("none")
+    looks = await web_horizon.trade_looks()
     await asyncio.to_thread(live_server.start)  # the same port
 
     # The in-memory server kept no session to recover: a new one, rooms joined again by the page.
     await expect(page.locator("#conn-state")).to_have_attribute("data-state", "connected", timeout=30_000)
     await expect(page.locator("#transport")).to_have_text("websocket")
+    await web_horizon.looked_again(looks)  # the restarted feed has its cursor: the next trade is news
     await web_horizon.trade("0.1191", "3", base_is_seller=False)
     await expect(page.locator("#price")).to_have_text("0.1191 USDC")
     await expect(page.locator("#trades li").first).to_contain_text("3 at 0.1191")
