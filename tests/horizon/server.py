@@ -485,6 +485,15 @@ class HorizonThread:
     async def _requests_served(self) -> dict:
         return dict(self.horizon.requests)  # copied on Horizon's own loop, where it changes
 
+    async def served(self, path: str, *, more_than: int = 0, timeout: float = 30) -> None:
+        """Until Horizon has counted more than `more_than` requests for `path`. A request is
+        counted before it is answered, in the same step: once counted, its answer is fixed, and
+        what the test changes now is not in it."""
+        deadline = time.monotonic() + timeout
+        while (await asyncio.to_thread(self.requests_served)).get(path, 0) <= more_than:
+            assert time.monotonic() < deadline, f"nobody asked Horizon for {path} in {timeout} s"
+            await asyncio.sleep(0.1)
+
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -54,14 +54,8 @@ class Horizon:
 
     async def watched(self, account: str, timeout: float = 30) -> None:
         """Until someone (a watcher) has asked for the account's transactions: its first look
-        sets the wallet's cursor at the newest one, so what the account does after it is news.
-        Horizon counts a request before answering it, in the same step: once counted, the answer
-        is fixed, and a transaction made now is not in it."""
-        path = f"/accounts/{account}/transactions"
-        deadline = time.monotonic() + timeout
-        while not (await asyncio.to_thread(self.thread.requests_served)).get(path):
-            assert time.monotonic() < deadline, f"nobody looked at {account} in {timeout} s"
-            await asyncio.sleep(0.1)
+        sets the wallet's cursor at the newest one, so what the account does after it is news."""
+        await self.thread.served(f"/accounts/{account}/transactions", timeout=timeout)
         await asyncio.sleep(0.3)  # the watcher stores the cursor it just read
 
 
