@@ -131,8 +131,22 @@ class EngineSession:
                 return self._evict_slow_consumer()
             self._wake()
 
+    def hold(self) -> None:
+        """Until `release`, writes wait, then go out in one: a connect's replies (CONNECT,
+        `connected`, `authenticated`) were three writes, each a system call and a WebSocket
+        frame write of its own. Only on a WebSocket writing directly; otherwise nothing changes."""
+        if self.state is State.WEBSOCKET and self._backlog is None:
+            self._backlog = deque()
+
+    def release(self) -> None:
+        if self._backlog is None or self._drainer is not None:
+            return  # not held: a drain owns the backlog
+        frames, self._backlog = list(self._backlog), None
+        if frames and self.state is State.WEBSOCKET:
+            self._write_websocket(frames)
+
     def _write_websocket(self, frames: Sequence[Frame]) -> None:
-        if self._backlog is not None:  # a write is waiting on the transport: keep the order
+        if self._backlog is not None:  # a write is waiting on the transport, or held: keep the order
             self._backlog.extend(frames)
             if len(self._backlog) > self.server.config.max_backlog:
                 self._evict_slow_consumer()
@@ -322,6 +336,7 @@ class EngineSession:
         await asyncio.shield(closing)
 
     async def _close(self, reason: str, notify_client: bool) -> None:
+        self.release()  # what was held goes before the close
         if notify_client:
             # The handler (which saves sockets for recovery) runs before the client hears: told,
             # it reconnects at once, perhaps to another node, which must find its state there.

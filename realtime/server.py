@@ -281,10 +281,19 @@ class SocketIOServer:
             return  # the client left while the namespace was deciding; nothing to register
         conn.sockets[packet.namespace] = socket
         reply = {"sid": socket.sid, "pid": socket.pid} if self.session_store is not None else {"sid": socket.sid}
-        await socket.send_packet(sio.Packet(sio.PacketType.CONNECT, packet.namespace, reply))
         if missed is not None:
+            await socket.send_packet(sio.Packet(sio.PacketType.CONNECT, packet.namespace, reply))
             await self._replay(socket, missed)
-        await namespace.on_connected(socket)
+            await namespace.on_connected(socket)
+            return
+        # The reply and the greetings on_connected sends go out together (engine.hold). Not a
+        # replay: held, thousands of missed events would count as a slow consumer's backlog.
+        session.hold()
+        try:
+            await socket.send_packet(sio.Packet(sio.PacketType.CONNECT, packet.namespace, reply))
+            await namespace.on_connected(socket)
+        finally:
+            session.release()
 
     async def _recover(self, socket: Socket, namespace: Namespace, pid: object, offset: object) -> list | None:
         """Restore a returning socket's id, state and rooms; the events it missed, or None.
