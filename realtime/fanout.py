@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from channels.layers import get_channel_layer
 
 from .eager import result_or_future
-from .group_joins import GroupJoins
+from .group_membership import GroupMembership
 from .recovery import offset_key
 from .resubscribe import watch_resubscribes
 from .rooms import room_to_group
@@ -80,7 +80,7 @@ class Fanout:
         self._members: dict[tuple[str, str], set[Socket]] = defaultdict(set)  # (namespace, room)
         self._group_refs: dict[str, int] = defaultdict(int)  # room -> local sockets, any namespace
         self._channel: str | None = None
-        self._joins: GroupJoins | None = None  # made with the channel
+        self._groups: GroupMembership | None = None  # made with the channel
         self._reader: asyncio.Task | None = None
         # Per room, while a join or leave of it runs or waits: joining one room (a Redis
         # SUBSCRIBE) must not wait for another's, and an idle room (a user's, one per signed-in
@@ -107,7 +107,7 @@ class Fanout:
         group = room_to_group(room)
         async with self._room_lock(room):
             if self._group_refs[room] == 0:
-                await (await self._group_joins()).join(group)
+                await (await self._membership()).join(group)
                 self._joined_ms[room] = time.time() * 1000
                 watch_resubscribes(self.layer, self.resubscribed)
             self._group_refs[room] += 1
@@ -127,7 +127,7 @@ class Fanout:
             if self._group_refs[room] == 0:
                 del self._group_refs[room]
                 self._joined_ms.pop(room, None)
-                await self.layer.group_discard(room_to_group(room), self._channel)
+                await self._groups.leave(room_to_group(room))
 
     async def leave_all(self, socket: Socket) -> None:
         for room in list(socket.rooms):
@@ -167,16 +167,16 @@ class Fanout:
             except Exception:  # one broken socket must not cost the others this message
                 logger.exception("write to socket %s failed", socket.sid)
 
-    async def _group_joins(self) -> GroupJoins:
-        if self._joins is not None:
-            return self._joins
+    async def _membership(self) -> GroupMembership:
+        if self._groups is not None:
+            return self._groups
         async with self._channel_lock:
             if self._channel is None:
                 self._channel = await self.layer.new_channel("fanout.")
-                self._joins = GroupJoins(self.layer, self._channel)
+                self._groups = GroupMembership(self.layer, self._channel)
                 self._reader = asyncio.ensure_future(self._read())
                 watch_resubscribes(self.layer, self.resubscribed)
-        return self._joins
+        return self._groups
 
     def resubscribed(self, connection=None) -> None:
         """The layer's subscriber connection was made again (resubscribe.py): room messages

@@ -1,0 +1,67 @@
+"""Room groups joined and left in a burst (group_membership.GroupMembership) on channels_redis'
+real pub/sub layer and a real Redis: a few SUBSCRIBEs and UNSUBSCRIBEs for many groups, and
+each group hears, and stops hearing, as after its own group_add and group_discard."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+import redis.asyncio as redis
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from redis.asyncio.client import PubSub
+
+from realtime.group_membership import GroupMembership
+from tests.servers import REDIS_URL
+
+BURST = 200
+
+
+@pytest.fixture
+def commands(monkeypatch):
+    """Channels per SUBSCRIBE and UNSUBSCRIBE redis-py sent (the real methods, counted)."""
+    sent = {"subscribe": [], "unsubscribe": []}
+    for name in sent:
+        real = getattr(PubSub, name)
+
+        async def counted(self, *args, _real=real, _name=name, **kwargs):
+            sent[_name].append(len(args))
+            return await _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(PubSub, name, counted)
+    return sent
+
+
+async def test_a_burst_of_joins_and_leaves_is_a_few_commands_and_every_group_hears(commands):
+    layer = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=f"test-groups-{os.getpid()}")
+    client = redis.from_url(REDIS_URL)
+    try:
+        channel = await layer.new_channel("fanout.")
+        commands["subscribe"].clear()  # the channel's own
+        groups = GroupMembership(layer, channel)
+        names = [f"user.{n}" for n in range(BURST)]
+        await asyncio.gather(*(groups.join(name) for name in names), groups.join(names[0]))
+
+        assert sum(commands["subscribe"]) == BURST and len(commands["subscribe"]) < BURST / 10
+        redis_names = [layer._get_layer()._get_group_channel_name(name) for name in names]
+        assert dict(await client.pubsub_numsub(*redis_names)) == {name.encode(): 1 for name in redis_names}
+        for n, name in enumerate(names):
+            await layer.group_send(name, {"type": "room.emit", "n": n})
+        heard = [await asyncio.wait_for(layer.receive(channel), 5) for _ in names]
+        assert [message["n"] for message in heard] == list(range(BURST))
+
+        await asyncio.gather(*(groups.leave(name) for name in names[:-1]), groups.leave(names[0]))
+        assert sum(commands["unsubscribe"]) == BURST - 1 and len(commands["unsubscribe"]) < BURST / 10
+        assert dict(await client.pubsub_numsub(*redis_names)) == {
+            **{name.encode(): 0 for name in redis_names[:-1]}, redis_names[-1].encode(): 1,
+        }
+        for name in names:
+            await layer.group_send(name, {"type": "room.emit", "n": name})
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == names[-1]  # only the one still joined
+        await groups.join(names[0])  # and a group left can be joined again
+        await layer.group_send(names[0], {"type": "room.emit", "n": "again"})
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == "again"
+    finally:
+        await layer.flush()
+        await client.aclose()
