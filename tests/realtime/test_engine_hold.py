@@ -1,5 +1,5 @@
 """Writes held while a connect is answered (EngineSession.hold/release) go out as one write, in
-order; a close meanwhile sends them before its CLOSE packet; polling sessions are not held."""
+order; a close meanwhile sends them before its CLOSE packet."""
 
 from __future__ import annotations
 
@@ -60,11 +60,3 @@ async def test_a_close_while_held_sends_what_was_held_first():
     session.release()  # the connect's finally, after the close: nothing more
     assert writes.calls == [['40{"sid":"a"}'], [CLOSE_FRAME]]
 
-
-async def test_polling_sessions_are_not_held():
-    session = session_on(State.POLLING)
-    session.hold()
-    await session.write(['40{"sid":"a"}'])
-    assert session._outbox == ['40{"sid":"a"}']  # a waiting GET gets it now
-    session.release()
-    assert session._outbox == ['40{"sid":"a"}']
