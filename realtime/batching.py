@@ -19,14 +19,13 @@ class Coalescer:
     def __init__(self, send: SendBatch) -> None:
         self._send_batch = send
         self._queue: list[tuple[Any, asyncio.Future]] = []
-        self._sending = False
+        self._sender: asyncio.Task | None = None  # held: the loop keeps only a weak reference
 
     def __call__(self, item: Any) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if not self._sending:
-            self._sending = True
-            asyncio.ensure_future(self._send())
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send())
         return future
 
     async def _send(self) -> None:
@@ -46,7 +45,7 @@ class Coalescer:
                     else:
                         future.set_result(result)
         finally:
-            self._sending = False
+            self._sender = None
             for _, future in batch + self._queue:  # cancelled itself: no caller waits forever
                 future.cancel()
             self._queue = []
