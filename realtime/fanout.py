@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING
 from channels.layers import get_channel_layer
 
 from .eager import result_or_future
-from .group_membership import GroupMembership
+from .pubsub_layer import GroupMembership, watch_resubscribes
 from .recovery import offset_key
-from .resubscribe import watch_resubscribes
 from .rooms import room_to_group
 
 if TYPE_CHECKING:
@@ -179,7 +178,7 @@ class Fanout:
         return self._groups
 
     def resubscribed(self, connection=None) -> None:
-        """The layer's subscriber connection was made again (resubscribe.py): room messages
+        """The layer's subscriber connection was made again (pubsub_layer.watch_resubscribes): room messages
         published while it was down reached no socket here. Read them from the log."""
         if self.fill_gap is None or self._channel is None:
             return

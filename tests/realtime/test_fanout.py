@@ -172,7 +172,7 @@ def delivered(socket: Socket) -> list:
 
 
 async def test_what_was_published_while_unsubscribed_comes_in_log_order_once(layer, redis_log, monkeypatch):
-    """The redis-py callback (resubscribe.py) is called here by hand: the e2e test in
+    """The redis-py callback (pubsub_layer.watch_resubscribes) is called here by hand: the e2e test in
     tests/e2e/test_redis_faults.py has Redis drive it."""
     import realtime.fanout
     from realtime.emit import room_message

@@ -1,4 +1,4 @@
-"""Room groups joined and left in a burst (group_membership.GroupMembership) on channels_redis'
+"""Room groups joined and left in a burst (pubsub_layer.GroupMembership) on channels_redis'
 real pub/sub layer and a real Redis: a few SUBSCRIBEs and UNSUBSCRIBEs for many groups, and
 each group hears, and stops hearing, as after its own group_add and group_discard."""
 
@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from redis.asyncio.client import PubSub
 
-from realtime.group_membership import GroupMembership
+from realtime.pubsub_layer import GroupMembership
 from tests.servers import REDIS_URL
 
 BURST = 200

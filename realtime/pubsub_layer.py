@@ -1,0 +1,116 @@
+"""What the fan-out needs of channels_redis 4.3's pub/sub layer beyond its public API.
+
+Both reach into the layer's internals (`_get_layer`, its shards' `_lock`, `_subscribed_to`,
+`_pubsub`; channels_redis is pinned in requirements.txt), so they live here, together; any other
+layer (the in-memory one) gets the public API, or nothing.
+
+Joining and leaving many groups in one go (`GroupMembership`). Every signed-in socket joins its
+user's room, a group nobody else in the process is in, so a burst of sign-ins (a deploy's
+reconnect storm, tests/benchmarks) is a burst of group_add calls, and a burst of disconnects one
+of group_discard calls: each a SUBSCRIBE or UNSUBSCRIBE of its own, one after another on the
+shard's lock (~105 us of server CPU per connect, README "Benchmark"). Joins (and leaves) that
+pile up while one is in flight go together (batching.Coalescer): one command per shard for all
+of their channels, registered as group_add and group_discard would have for each. The fan-out
+never joins and leaves one room at the same time (its room locks).
+
+Hearing that the subscriber connection was made again (`watch_resubscribes`). When it drops,
+redis-py connects and subscribes again by itself, but room messages published in between
+reached no one in this process, and channels_redis says nothing (4.3 keeps an `on_reconnect`
+argument and never calls it). redis-py does call a connection's connect callbacks after every
+reconnect, after its own that subscribes again: the fan-out registers one there
+(fanout.Fanout.resubscribed) and reads what it missed from the log (gap_fill.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from .batching import Coalescer
+
+
+def _redis_layer(layer):
+    """channels_redis' per-loop pub/sub layer behind `layer`, or None for any other layer."""
+    get_layer = getattr(layer, "_get_layer", None)
+    return get_layer() if get_layer is not None else None
+
+
+def watch_resubscribes(layer, callback: Callable) -> None:
+    """Have `callback(connection)` called after each reconnect of the layer's subscriber
+    connections that exist now. `callback` must be a bound method (redis-py keeps a weak
+    reference); registering it twice on one connection is a no-op, so call this after each
+    subscribe that may have made a connection (a room's group can live on another shard)."""
+    redis_layer = _redis_layer(layer)
+    if redis_layer is None:
+        return  # the in-memory layer has no connection to lose
+    for shard in redis_layer._shards:
+        connection = getattr(shard._pubsub, "connection", None)
+        if connection is not None:
+            connection.register_connect_callback(callback)
+
+
+class GroupMembership:
+    def __init__(self, layer, channel: str) -> None:
+        self.layer = layer
+        self.channel = channel
+        self._join = Coalescer(self._join_all)
+        self._leave = Coalescer(self._leave_all)
+
+    async def join(self, group: str) -> None:
+        await self._join(group)
+
+    async def leave(self, group: str) -> None:
+        await self._leave(group)
+
+    async def _join_all(self, groups: list[str]) -> list:
+        layer = _redis_layer(self.layer)
+        if layer is None:
+            for group in groups:
+                await self.layer.group_add(group, self.channel)
+            return [None] * len(groups)
+        if self.channel not in layer.channels:  # as group_add says it
+            raise RuntimeError(f"group_add of {self.channel!r}, a channel not made in this process")
+        by_shard = defaultdict(list)
+        for group in dict.fromkeys(groups):
+            group_channel = layer._get_group_channel_name(group)
+            layer.groups.setdefault(group_channel, set()).add(self.channel)
+            by_shard[layer._get_shard(group_channel)].append(group_channel)
+        await _subscribe(by_shard, True)
+        return [None] * len(groups)
+
+    async def _leave_all(self, groups: list[str]) -> list:
+        layer = _redis_layer(self.layer)
+        if layer is None:
+            for group in groups:
+                await self.layer.group_discard(group, self.channel)
+            return [None] * len(groups)
+        by_shard = defaultdict(list)
+        for group in dict.fromkeys(groups):
+            group_channel = layer._get_group_channel_name(group)
+            members = layer.groups.get(group_channel)
+            if members is None or self.channel not in members:
+                continue
+            members.discard(self.channel)
+            if not members:  # the last member out: the process stops hearing the group
+                del layer.groups[group_channel]
+                by_shard[layer._get_shard(group_channel)].append(group_channel)
+        await _subscribe(by_shard, False)
+        return [None] * len(groups)
+
+
+async def _subscribe(by_shard: dict, subscribe: bool) -> None:
+    """SUBSCRIBE (or UNSUBSCRIBE) each shard's channels in one command, skipping those it is
+    already (not) subscribed to, as the shard's own subscribe/unsubscribe does one at a time."""
+    for shard, names in by_shard.items():
+        async with shard._lock:
+            todo = [name for name in names if (name in shard._subscribed_to) is not subscribe]
+            if not todo:
+                continue
+            shard._ensure_redis()
+            shard._ensure_receiver()
+            if subscribe:
+                await shard._pubsub.subscribe(*todo)
+                shard._subscribed_to.update(todo)
+            else:
+                await shard._pubsub.unsubscribe(*todo)
+                shard._subscribed_to.difference_update(todo)
