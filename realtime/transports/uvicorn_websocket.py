@@ -11,6 +11,13 @@ The protocol offers itself (its `write_now` and `writable`) through the ASGI sco
 (`RAW_WRITER`); the WebSocket transport uses it when it is there and ASGI `send` when not
 (daphne, uvicorn's own classes), so nothing else changes with the server.
 
+It also opens connections with less work: uvicorn has parsed the upgrade request already and
+hands it over rebuilt, byte for byte what websockets' HTTP parser would read again, through its
+generator line reader, to build Request, Headers and Response objects that live for a moment. For
+the plain upgrade every Socket.IO client sends, the request is checked and answered here instead
+(`plain_upgrade`); anything else (subprotocols, a compression offer while compression is on,
+a header websockets would refuse) goes the parent's way, which answers it as before.
+
 It also holds less per connection than its parent (tests/benchmarks' RSS per connection):
 uvicorn's receive queue and writable event are asyncio.Queue and asyncio.Event, five deques
 (~3.7 KiB) that sit nearly empty for the connection's whole life, and the handshake's request
@@ -21,10 +28,18 @@ no deque while nothing waits, and the handshake's headers go once it is done.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import re
 from collections import deque
 from collections.abc import Sequence
+from urllib.parse import unquote
 
 from websockets.frames import Frame as WsFrame, Opcode
+from websockets.protocol import State
+from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 RAW_WRITER = "galaxy.websocket.raw"
@@ -144,18 +159,111 @@ class Flag:
                 waiters.remove(future)
 
 
+# The request headers whose value the handshake reads: one of each, or websockets decides.
+_HANDSHAKE_HEADERS = (b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version", b"origin")
+# RFC 9110's token list, as websockets' parse_connection reads Connection.
+_TOKEN_LIST = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*")
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455's, for Sec-WebSocket-Accept
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+
+
+def plain_upgrade(data: bytes, compression: bool) -> tuple[str, list[tuple[bytes, bytes]], bytes] | None:
+    """(target, headers, Sec-WebSocket-Accept value) of an upgrade request as uvicorn rebuilds
+    it (`GET <target> HTTP/1.1`, then `name: value` lines, names lower-cased), if it is one that
+    websockets would accept with no subprotocol and, when `compression` is on, no extension
+    offered; None for anything else, which websockets then reads and answers itself."""
+    head, blank, rest = data.partition(b"\r\n\r\n")
+    if not blank or rest:
+        return None
+    lines = head.split(b"\r\n")
+    request_line = lines[0].split(b" ")
+    if len(request_line) != 3 or request_line[0] != b"GET" or request_line[2] != b"HTTP/1.1" or not request_line[1].isascii():
+        return None
+    headers, seen = [], {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b": ")
+        if not colon:
+            return None
+        headers.append((name, value))
+        if name in seen:
+            seen[name] = None  # repeated
+        else:
+            seen[name] = value
+    values = [seen.get(name, b"") for name in _HANDSHAKE_HEADERS]
+    if None in values:
+        return None
+    connection, upgrade, key, version, _origin = values
+    if (
+        b"sec-websocket-protocol" in seen
+        or (compression and b"sec-websocket-extensions" in seen)
+        or not _TOKEN_LIST.fullmatch(connection)
+        or b"upgrade" not in (token.strip().lower() for token in connection.split(b","))
+        or upgrade.lower() != b"websocket"
+        or version != b"13"
+    ):
+        return None
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            return None
+    except binascii.Error:
+        return None
+    return request_line[1].decode("ascii"), headers, base64.b64encode(hashlib.sha1(key + _GUID).digest())
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     # The parent sets 37 attributes per connection; past 30, CPython gives each instance a dict
     # of its own (~1.6 KiB) instead of one sharing its keys with the others (~0.3 KiB). These,
     # the parent's own, live in slots instead, which keeps the rest under that limit.
     __slots__ = ("transport", "server", "client", "scheme", "queue", "writable", "conn", "scope", "request",
-                 "response", "close_timer", "ping_timer", "pong_timer")
+                 "response", "close_timer", "ping_timer", "pong_timer", "accept_value")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.queue = Inbox(self.loop)
         self.writable = Flag()
         self.writable.set()
+        self.request = self.response = None  # websockets' handshake objects: a plain upgrade has none
+        self.accept_value: bytes | None = None  # Sec-WebSocket-Accept, while a plain upgrade waits for accept
+
+    def data_received(self, data: bytes) -> None:
+        if self.handshake_initiated or not self.open_plain(data):
+            super().data_received(data)
+
+    def open_plain(self, data: bytes) -> bool:
+        """Start the application on a plain upgrade request (what the parent's handle_connect
+        does with websockets' Request); False if `data` is not one."""
+        upgrade = plain_upgrade(data, self.config.ws_per_message_deflate)
+        if upgrade is None:
+            return False
+        target, headers, self.accept_value = upgrade
+        self.handshake_initiated = True
+        raw_path, _, query_string = target.partition("?")
+        self.scope = {  # as the parent's handle_connect builds it
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": self.root_path,
+            "path": self.root_path + unquote(raw_path),
+            "raw_path": self.root_path.encode("ascii") + raw_path.encode("ascii"),
+            "query_string": query_string.encode("ascii"),
+            "headers": headers,
+            "subprotocols": [],
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}, RAW_WRITER: self},
+        }
+        # websockets' parser waits for the request it will not be given: from here on it reads
+        # frames, as it does once its own handshake is done.
+        self.conn.state = State.OPEN
+        self.conn.parser = self.conn.parse()
+        next(self.conn.parser)
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+        return True
 
     def handle_connect(self, event) -> None:
         super().handle_connect(event)
@@ -168,10 +276,33 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.scope["extensions"][RAW_WRITER] = self
 
     async def send(self, message) -> None:
+        if self.accept_value is not None and message["type"] == "websocket.accept":
+            return await self.switch_protocols(message)
         await super().send(message)
         if self.handshake_complete and self.response is not None:
             # uvicorn reads the handshake's request and response only until it is complete.
             self.request = self.response = None
+
+    async def switch_protocols(self, message) -> None:
+        """The 101 response to a plain upgrade: the parent's, written without a Response object."""
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        accept_value, self.accept_value = self.accept_value, None
+        if self.handshake_complete or self.initial_response is not None:
+            return await super().send(message)  # the parent's error for an accept out of turn
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info('%s - "WebSocket %s" [accepted]', get_client_addr(self.scope), get_path_with_query_string(self.scope))
+        response = [_SWITCHING, accept_value, b"\r\n"]
+        for name, value in self.default_headers + list(message.get("headers", [])):
+            response += [name.lower(), b": ", value, b"\r\n"]
+        if message.get("subprotocol"):
+            response += [b"sec-websocket-protocol: ", message["subprotocol"].encode(), b"\r\n"]
+        response.append(b"\r\n")
+        if not self.transport.is_closing():
+            self.handshake_complete = True
+            self.transport.write(b"".join(response))
+            self.start_keepalive()
 
     def write_now(self, frames: Sequence[Frame]) -> bool:
         """Write `frames` unless the send buffer is full (False: wait for `writable`, retry).
