@@ -11,7 +11,7 @@ import logging
 import time
 from collections import defaultdict
 
-from .redis_client import Batched, redis_client
+from .redis_client import BatchedScript, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ return 1
 class RedisConnectionLimit:
     def __init__(self, redis_url: str, maximum: int, prefix: str) -> None:
         self.client = redis_client(redis_url)
-        self.script = self.client.register_script(_ACQUIRE)
-        self.batched = Batched(self.client)  # a burst of sign-ins: one round trip
+        self.script = BatchedScript(self.client, _ACQUIRE)  # a burst of sign-ins: one round trip
         self.maximum, self.prefix = maximum, prefix
         # user -> this process's connection ids (a few at most: a list is a quarter of a set's
         # size, and there is one per signed-in user), for lease renewal
@@ -70,8 +69,8 @@ class RedisConnectionLimit:
     async def acquire(self, user_id: str, conn_id: str) -> bool:
         now = time.time()
         try:
-            ok = await self.batched.run(
-                self.script, [self._key(user_id)], [now, now + LEASE_SECONDS, conn_id, self.maximum, LEASE_SECONDS * 1000],
+            ok = await self.script(
+                [self._key(user_id)], [now, now + LEASE_SECONDS, conn_id, self.maximum, LEASE_SECONDS * 1000],
             )
         except Exception as exc:  # Redis down: count locally rather than refuse every login
             logger.warning("connection limit store unavailable for %s: %s", user_id, exc)

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from .redis_client import Batched, redis_client
+from .redis_client import BatchedScript, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -79,14 +79,13 @@ return {1, 0, 0}
 class RedisRateLimiter:
     def __init__(self, redis_url: str, limit: int, window_ms: int, block_ms: int, prefix: str) -> None:
         self.client = redis_client(redis_url)
-        self.script = self.client.register_script(_HIT)
-        self.batched = Batched(self.client)  # a burst of handshakes: one round trip
+        self.script = BatchedScript(self.client, _HIT)  # a burst of handshakes: one round trip
         self.limit, self.window_ms, self.block_ms, self.prefix = limit, window_ms, block_ms, prefix
 
     async def hit(self, key: str) -> Verdict:
         try:
-            allowed, retry_after, newly = await self.batched.run(
-                self.script, [f"{self.prefix}:n:{key}", f"{self.prefix}:b:{key}"], [self.limit, self.window_ms, self.block_ms],
+            allowed, retry_after, newly = await self.script(
+                [f"{self.prefix}:n:{key}", f"{self.prefix}:b:{key}"], [self.limit, self.window_ms, self.block_ms],
             )
         except Exception as exc:  # Redis down: let traffic through rather than lock everyone out
             logger.warning("rate limiter unavailable, allowing %s: %s", key, exc)

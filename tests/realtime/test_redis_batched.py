@@ -1,61 +1,69 @@
-"""Batched Redis scripts (redis_client.Batched): a burst shares round trips, and every caller
+"""Batched Redis scripts (redis_client.BatchedScript): a burst shares round trips, and every caller
 still gets its own answer, as one by one; a flushed script cache and a lost Redis are answered."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
-from redis.asyncio.client import Pipeline
+import redis
 
 from realtime.connection_limits import RedisConnectionLimit
 from realtime.ratelimit import RedisRateLimiter
+from realtime.redis_client import BatchedScript, redis_client
 from tests.redisproc import RedisProcess
-from tests.servers import REDIS_URL
 
 BURST = 200
 
 
 @pytest.fixture
-def pipelines(monkeypatch):
-    """How many pipelines redis-py sent (the real method, counted)."""
-    sent = []
-    execute = Pipeline.execute
-
-    async def counted(self, *args, **kwargs):
-        sent.append(len(self.command_stack))
-        return await execute(self, *args, **kwargs)
-
-    monkeypatch.setattr(Pipeline, "execute", counted)
-    return sent
+def redis_server(tmp_path):
+    """A Redis of the test's own: its command counts are this test's alone."""
+    server = RedisProcess(tmp_path).start()
+    yield server
+    server.stop()
 
 
-async def test_a_burst_of_hits_shares_round_trips_and_counts_exactly(pipelines):
-    limiter = RedisRateLimiter(REDIS_URL, limit=150, window_ms=60_000, block_ms=60_000, prefix=f"test-batched-{os.getpid()}")
+def evalsha_calls(url: str) -> int:
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return stats.get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+async def test_a_burst_of_hits_shares_round_trips_and_counts_exactly(redis_server):
+    limiter = RedisRateLimiter(redis_server.url, limit=150, window_ms=60_000, block_ms=60_000, prefix="batched")
     try:
         verdicts = await asyncio.gather(*(limiter.hit("one-address") for _ in range(BURST)))
         # Exactly the limit let through, in the order asked, as one round trip each would.
         assert [v.allowed for v in verdicts] == [True] * 150 + [False] * 50
         assert sum(v.newly_blocked for v in verdicts) == 1
-        assert sum(pipelines) == BURST and len(pipelines) < BURST / 10
+        assert evalsha_calls(redis_server.url) < BURST / 10
     finally:
-        await limiter.client.delete(*(f"{limiter.prefix}:{kind}:one-address" for kind in "nb"))
         await limiter.client.aclose()
 
 
-async def test_each_caller_gets_its_own_answer(pipelines):
-    limit = RedisConnectionLimit(REDIS_URL, 1, prefix=f"test-batched-conns-{os.getpid()}")
+async def test_each_caller_gets_its_own_answer(redis_server):
+    limit = RedisConnectionLimit(redis_server.url, 1, prefix="batched-conns")
     users = [f"user{n % 50}" for n in range(BURST)]  # four sign-ins per user, one allowed
     try:
         granted = await asyncio.gather(*(limit.acquire(user, f"conn{n}") for n, user in enumerate(users)))
         assert granted == [True] * 50 + [False] * 150
-        assert sum(pipelines) == BURST and len(pipelines) < BURST / 10
+        assert evalsha_calls(redis_server.url) < BURST / 10
+        holders = [await limit.client.zrange(limit._key(f"user{n}"), 0, -1) for n in range(50)]
+        assert holders == [[f"conn{n}".encode()] for n in range(50)]  # each user's first sign-in holds it
     finally:
         if limit._renewer is not None:
             limit._renewer.cancel()
-        await limit.client.delete(*(limit._key(user) for user in set(users)))
         await limit.client.aclose()
+
+
+async def test_calls_of_another_shape_are_refused_not_misread(redis_server):
+    script = BatchedScript(redis_client(redis_server.url), "return {KEYS[1], ARGV[1]}")
+    try:
+        assert await asyncio.gather(script(["a"], ["1"]), script(["b"], ["2"]), script(["c"], ["3"])) == [[b"a", b"1"], [b"b", b"2"], [b"c", b"3"]]
+        with pytest.raises(ValueError):
+            await asyncio.gather(script(["a"], ["1"]), script(["b"], ["2", "extra"]))
+    finally:
+        await script.client.aclose()
 
 
 async def test_a_flushed_script_cache_is_reloaded(tmp_path):
