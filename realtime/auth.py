@@ -20,6 +20,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
+from . import hs256
 from .errors import RealtimeError
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,17 @@ class _KeySet:
     failed: bool = False  # the last fetch failed
 
 
+def _plain_hs256_key(secret: str | None) -> bytes | None:
+    """The secret as hs256.plain_claims takes it; None where PyJWT would refuse it as an HMAC
+    key (an empty one, or one shaped like a public key), which leaves every token to PyJWT."""
+    if not secret:
+        return None
+    try:
+        return jwt.algorithms.HMACAlgorithm(jwt.algorithms.HMACAlgorithm.SHA256).prepare_key(secret)
+    except jwt.InvalidKeyError:
+        return None
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -85,6 +97,7 @@ class TokenVerifier:
         self.issuer = f"{base}/auth/v1"
         self.jwks_url = f"{self.issuer}/.well-known/jwks.json"
         self.hs256_secret = hs256_secret
+        self._hs256_key = _plain_hs256_key(hs256_secret)
         self.anon_key = anon_key
         self.verify_user = verify_user
         self._keysets: dict[str, _KeySet] = {}  # by issuer
@@ -108,7 +121,7 @@ class TokenVerifier:
             key = await self._public_key(header.get("kid"), alg)
         else:
             raise AuthFailed(f"unsupported algorithm {str(alg)[:20]!r}")
-        claims = self._decode(token, key, alg)
+        claims = self._decode(token, key, alg, header)
         principal = self._principal(claims)
         if self.verify_user:
             await self._confirm_user(token)
@@ -133,7 +146,11 @@ class TokenVerifier:
     def verify_sync(self, token: object) -> Principal:
         return async_to_sync(self.verify)(token)
 
-    def _decode(self, token: str, key: object, alg: str) -> dict:
+    def _decode(self, token: str, key: object, alg: str, header: dict) -> dict:
+        if alg == "HS256" and self._hs256_key is not None:
+            claims = hs256.plain_claims(token, header, self._hs256_key, AUDIENCE, self.issuer, LEEWAY_SECONDS)
+            if claims is not None:
+                return claims
         try:
             return jwt.decode(
                 token,
