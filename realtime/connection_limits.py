@@ -94,6 +94,12 @@ class RedisConnectionLimit:
         except Exception as exc:  # the lease lapses by itself
             logger.warning("could not release connection %s of %s: %s", conn_id, user_id, exc)
 
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+        await self.script.aclose()
+        await self.client.aclose()
+
     def _key(self, user_id: str) -> str:
         return f"{self.prefix}:{user_id}"
 

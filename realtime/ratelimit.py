@@ -92,6 +92,10 @@ class RedisRateLimiter:
             return Verdict(True)
         return Verdict(bool(allowed), int(retry_after), bool(newly))
 
+    async def aclose(self) -> None:
+        await self.script.aclose()
+        await self.client.aclose()
+
 
 def make_rate_limiter(redis_url: str | None, limit: int, window_ms: int, block_ms: int, prefix: str):
     if redis_url:

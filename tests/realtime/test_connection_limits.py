@@ -27,7 +27,5 @@ async def test_leases_outlive_their_length_while_held_and_end_when_released(monk
         assert await limit.acquire("user1", "user1-b")  # the second of two
         assert not await limit.acquire("user1", "user1-c")  # the third is refused
     finally:
-        if limit._renewer is not None:
-            limit._renewer.cancel()
         await limit.client.delete(*(limit._key(user) for user in users))
-        await limit.client.aclose()
+        await limit.aclose()

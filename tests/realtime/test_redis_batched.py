@@ -38,7 +38,7 @@ async def test_a_burst_of_hits_shares_round_trips_and_counts_exactly(redis_serve
         assert sum(v.newly_blocked for v in verdicts) == 1
         assert evalsha_calls(redis_server.url) < BURST / 10
     finally:
-        await limiter.client.aclose()
+        await limiter.aclose()
 
 
 async def test_each_caller_gets_its_own_answer(redis_server):
@@ -51,9 +51,7 @@ async def test_each_caller_gets_its_own_answer(redis_server):
         holders = [await limit.client.zrange(limit._key(f"user{n}"), 0, -1) for n in range(50)]
         assert holders == [[f"conn{n}".encode()] for n in range(50)]  # each user's first sign-in holds it
     finally:
-        if limit._renewer is not None:
-            limit._renewer.cancel()
-        await limit.client.aclose()
+        await limit.aclose()
 
 
 async def test_calls_of_another_shape_are_refused_not_misread(redis_server):
@@ -63,7 +61,7 @@ async def test_calls_of_another_shape_are_refused_not_misread(redis_server):
         with pytest.raises(ValueError):
             await asyncio.gather(script(["a"], ["1"]), script(["b"], ["2", "extra"]))
     finally:
-        await script.client.aclose()
+        await script.aclose()
 
 
 async def test_a_flushed_script_cache_is_reloaded(tmp_path):
@@ -76,7 +74,7 @@ async def test_a_flushed_script_cache_is_reloaded(tmp_path):
         # Each retried after the reload, in whatever order they got back: counted all the same.
         assert sorted(v.allowed for v in verdicts) == [False, True, True]
     finally:
-        await limiter.client.aclose()
+        await limiter.aclose()
         redis_server.stop()
 
 
@@ -94,8 +92,6 @@ async def test_a_lost_redis_answers_every_caller(tmp_path):
         assert granted == [True] * 20
         assert not await asyncio.wait_for(limit.acquire("user", "conn1"), 30)  # still one per user here
     finally:
-        if limit._renewer is not None:
-            limit._renewer.cancel()
-        await limit.client.aclose()
-        await limiter.client.aclose()
+        await limit.aclose()
+        await limiter.aclose()
         redis_server.stop()
