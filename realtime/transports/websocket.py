@@ -27,6 +27,7 @@ class WebSocketTransport(TransportConsumer):
         self.closed = False
         # The server's direct frame writer (uvicorn_websocket.py) once accepted, if it has one.
         self._raw = None
+        self._accept_with = None  # that writer, while it is to accept with the first write
 
     async def accept(self) -> None:
         await self.send({"type": "websocket.accept"})
@@ -44,7 +45,11 @@ class WebSocketTransport(TransportConsumer):
                 return await self.close()  # before accept: the client sees HTTP 403
             # In place: the ASGI server holds this scope as long as the connection, too.
             self.scope["headers"] = session_headers(self.scope)
-            await self.accept()
+            raw = self.scope.get("extensions", {}).get(RAW_WRITER)
+            if raw is not None and raw.accepts_with_frames():
+                self._accept_with = raw  # the 101 goes out with the OPEN packet open() writes
+            else:
+                await self.accept()
             self.session = await self.engine.open(State.WEBSOCKET, self.scope, ws=self)
             return
         await self.accept()
@@ -100,6 +105,10 @@ class WebSocketTransport(TransportConsumer):
     def write(self, frames: Sequence[Frame]) -> asyncio.Future | None:
         """Write `frames` now if the send buffer takes them (None), else a future for the write."""
         if self._raw is not None and (self.closed or self._raw.write_now(frames)):
+            return None
+        if self._accept_with is not None:  # a new session's first write: its OPEN packet
+            self._raw, self._accept_with = self._accept_with, None
+            self._raw.accept_with(frames)
             return None
         return start_eagerly(self.send_frames(frames))
 

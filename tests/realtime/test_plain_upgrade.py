@@ -1,4 +1,5 @@
-"""The production protocol answers plain upgrade requests itself (uvicorn_websocket.plain_upgrade).
+"""The production protocol answers plain upgrade requests itself (uvicorn_websocket.plain_upgrade),
+and can send its 101 with the first frames (accept_with).
 
 Checked against websockets, which answers every other request: whatever plain_upgrade accepts,
 websockets accepts too, with the same Sec-WebSocket-Accept and nothing negotiated, and the
@@ -12,14 +13,16 @@ import asyncio
 import base64
 
 import pytest
+import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from uvicorn.server import ServerState
 from websockets.server import ServerProtocol
 
-from realtime.transports.uvicorn_websocket import RAW_WRITER, plain_upgrade
+from realtime.transports.uvicorn_websocket import RAW_WRITER, WebSocketProtocol, plain_upgrade
 from tests.realtime.test_uvicorn_websocket import App, serve
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's example: its accept value is given there
@@ -190,3 +193,50 @@ async def test_a_request_for_websockets_to_read_still_opens():
     finally:
         server.should_exit = True
         await task
+
+
+class Recording(asyncio.Transport):
+    """A transport that keeps what is written to it, write by write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def get_extra_info(self, name, default=None):
+        return {"sockname": ("127.0.0.1", 3001), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def write(self, data) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+
+async def test_accept_with_sends_the_101_and_the_first_frames_in_one_write():
+    async def app(scope, receive, send):  # accepts nothing itself: accept_with does
+        await receive()
+        await asyncio.Event().wait()
+
+    state = ServerState()
+    protocol = WebSocketProtocol(config=uvicorn.Config(app, ws_per_message_deflate=False, log_level="warning"),
+                                 server_state=state, app_state={})
+    transport = Recording()
+    protocol.connection_made(transport)
+    protocol.data_received(rebuilt(BASE))
+    try:
+        assert protocol.accepts_with_frames()
+        protocol.accept_with(['0{"sid":"s"}'])
+        [write] = transport.writes
+        head, _, frames = write.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n") and b"Sec-WebSocket-Accept: " + ACCEPT in head
+        assert frames == bytes([0x81, 12]) + b'0{"sid":"s"}'
+        assert protocol.handshake_complete and not protocol.accepts_with_frames()
+        protocol.write_now(["2"])  # and the writer goes on as after an ASGI accept
+        assert transport.writes[1:] == [bytes([0x81, 1]) + b"2"]
+    finally:
+        for task in state.tasks:
+            task.cancel()
