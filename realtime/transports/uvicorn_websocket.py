@@ -185,10 +185,7 @@ def plain_upgrade(data: bytes, compression: bool) -> tuple[str, list[tuple[bytes
         if not colon:
             return None
         headers.append((name, value))
-        if name in seen:
-            seen[name] = None  # repeated
-        else:
-            seen[name] = value
+        seen[name] = None if name in seen else value  # None: repeated
     values = [seen.get(name, b"") for name in _HANDSHAKE_HEADERS]
     if None in values:
         return None
