@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conformance.client import Endpoint
+from tests.servers import start_uvicorn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Django and daphne start in about a second here; the rest is headroom for a loaded CI machine.
@@ -36,8 +37,16 @@ def wait_for_port(process: subprocess.Popen, port: int, log: Path) -> None:
     pytest.fail(f"conformance server did not answer on port {port}:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def server_url(tmp_path_factory):
+@pytest.fixture(scope="session", params=["daphne", "uvicorn"])
+def server_url(request, tmp_path_factory):
+    """The suites run against daphne (manage.py runserver's server) and against production's
+    uvicorn with our WebSocket protocol, which answers plain upgrades itself."""
+    if request.param == "uvicorn":
+        server = start_uvicorn("tests.conformance.asgi:application", {"DJANGO_SETTINGS_MODULE": "tests.conformance.settings"},
+                               tmp_path_factory.mktemp("conformance") / "uvicorn.log")
+        yield server.url
+        server.stop()
+        return
     port = free_port()
     log = tmp_path_factory.mktemp("conformance") / "server.log"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.conformance.settings"}
