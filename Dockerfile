@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The Galaxy WebSocket API: one image for web (uvicorn workers), Celery worker and Celery beat
-# (compose.yaml picks the command). Written for operators; the development machines have no
-# Docker engine, so it is not built by the tests (README: Production run).
+# (compose.yaml picks the command). Written for operators; the development machines reach no
+# Docker registry, so the tests do not build it (README: Production run says what was checked).
 
 # socket.io-client's browser bundle for the live page, from web/package-lock.json (bin/setup's npm ci).
 FROM node:20-bookworm-slim AS client
