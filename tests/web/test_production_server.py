@@ -24,6 +24,10 @@ def production_server(tmp_path_factory, web_horizon_ready):
 
 async def test_the_page_upgrades_to_websocket_and_gets_trades_on_production_uvicorn(page, production_server, web_horizon):
     await open_live_page(page, production_server)
-    await web_horizon.trade("0.1183", "7", base_is_seller=True)
-    await expect(page.locator("#price")).to_have_text("0.1183 USDC")
-    await expect(page.locator("#trades li").first).to_contain_text("7 at 0.1183")
+    # This server's feed takes its first look's latest trade as the price and its cursor (history,
+    # not news): once that price shows, the next trade is news and reaches the tape too.
+    await web_horizon.trade("0.1177", "4", base_is_seller=True)
+    await expect(page.locator("#price")).to_have_text("0.1177 USDC")
+    await web_horizon.trade("0.1179", "9", base_is_seller=False)
+    await expect(page.locator("#price")).to_have_text("0.1179 USDC")
+    await expect(page.locator("#trades li").first).to_contain_text("9 at 0.1179")
