@@ -166,6 +166,7 @@ def run_one(name: str, args, redis_url: str, database_url: str | None, tokens: l
         stack.callback(generator.stop)
         ready = generator.expect("ready", CONNECT_TIMEOUT_S + CONNECT_TIMEOUT_PER_CONN_S * args.n)
         connect_cpu = procstat.cpu_seconds(server.pids) - connect_cpu_before
+        generator_connect_cpu = procstat.cpu_seconds([generator.process.pid])  # its whole life so far
         time.sleep(SETTLE_S)
         rss_after = procstat.rss_kib(server.pids)
 
@@ -192,6 +193,8 @@ def run_one(name: str, args, redis_url: str, database_url: str | None, tokens: l
         "authenticated": report["authenticated"],
         "connect_per_s": ready["subscribed"] / ready["connect_s"] if ready["connect_s"] else None,
         "connect_cpu_us": connect_cpu * 1e6 / ready["subscribed"] if ready["subscribed"] else None,
+        "connect_cpu_percent": 100 * connect_cpu / ready["connect_s"] if ready["connect_s"] else None,
+        "generator_connect_cpu_percent": 100 * generator_connect_cpu / ready["connect_s"] if ready["connect_s"] else None,
         "offered_per_s": args.n * args.rate,
         "delivered_per_s": delivered / window_s if window_s else 0.0,
         "lost": count * args.n - delivered,
@@ -220,6 +223,8 @@ ROWS = [
     ("authenticated", "authenticated (token checked)", "{:.0f}", True),
     ("connect_per_s", "connect rate (conn/s)", "{:.0f}", True),
     ("connect_cpu_us", "server CPU per connect (us)", "{:.0f}", False),
+    ("connect_cpu_percent", "server CPU (% of a core, connect phase)", "{:.0f}", None),
+    ("generator_connect_cpu_percent", "generator CPU (% of a core, connect phase)", "{:.0f}", None),
     ("offered_per_s", "offered (msg/s)", "{:.0f}", None),
     ("delivered_per_s", "delivered (msg/s)", "{:.0f}", True),
     ("lost", "lost (msgs)", "{:.0f}", False),
