@@ -64,10 +64,8 @@ class GroupMembership:
 
     async def _join_all(self, groups: list[str]) -> list:
         layer = _redis_layer(self.layer)
-        if layer is None:
-            for group in groups:
-                await self.layer.group_add(group, self.channel)
-            return [None] * len(groups)
+        if layer is None:  # the in-memory layer: one call each
+            return [await self.layer.group_add(group, self.channel) for group in groups]
         if self.channel not in layer.channels:  # as group_add says it
             raise RuntimeError(f"group_add of {self.channel!r}, a channel not made in this process")
         by_shard = defaultdict(list)
@@ -81,9 +79,7 @@ class GroupMembership:
     async def _leave_all(self, groups: list[str]) -> list:
         layer = _redis_layer(self.layer)
         if layer is None:
-            for group in groups:
-                await self.layer.group_discard(group, self.channel)
-            return [None] * len(groups)
+            return [await self.layer.group_discard(group, self.channel) for group in groups]
         by_shard = defaultdict(list)
         for group in dict.fromkeys(groups):
             group_channel = layer._get_group_channel_name(group)
