@@ -6,6 +6,10 @@ owner through the channel layer (each node reads a channel named after its id, w
 starts with) and relays the answer. Socket.IO's own server cannot do this and needs sticky
 sessions. WebSocket upgrades still need to reach the owner; a client whose probe lands
 elsewhere stays on polling, as engine.io clients do when a probe fails.
+
+An owner that is gone (crashed, restarted, or never was: a forged sid) listens on no channel:
+Redis says nobody got the request, and the client hears at once that its session is unknown,
+so it reconnects (and recovers) now rather than after a long-poll's wait.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import secrets
 from channels.layers import get_channel_layer
 
 from .engine import EngineServer
+from .pubsub_layer import listen, send_heard
 from .protocol.engineio import ErrorCode
 from .transports.polling import Reply, error_reply, serve_poll, serve_push
 
@@ -52,6 +57,12 @@ class Forwarder:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.ensure_future(self._read())
 
+    async def listen(self) -> None:
+        """Reading this node's channel, subscribed already: call before giving out a sid, or
+        a request for it sent meanwhile would find nobody listening."""
+        await listen(self.layer, node_channel(self.node_id))
+        self.start()
+
     async def forward(self, sid: str, method: str, body: bytes | None, receive) -> Reply | None:
         """Ask the owner of `sid` to serve this request; None if our client left meanwhile."""
         self.start()
@@ -62,7 +73,8 @@ class Forwarder:
                    "sid": sid, "method": method, "body": body}
         gone = asyncio.ensure_future(receive())
         try:
-            await self.layer.send(owner, message)
+            if await send_heard(self.layer, owner, message) == 0:
+                return error_reply(400, ErrorCode.UNKNOWN_SID)  # no such node listens
             timeout = self.engine.config.ping_interval + REPLY_MARGIN_SECONDS
             done, _ = await asyncio.wait({answer, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if answer in done:

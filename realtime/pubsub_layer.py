@@ -19,6 +19,12 @@ reached no one in this process, and channels_redis says nothing (4.3 keeps an `o
 argument and never calls it). redis-py does call a connection's connect callbacks after every
 reconnect, after its own that subscribes again: the fan-out registers one there
 (fanout.Fanout.resubscribed) and reads what it missed from the log (gap_fill.py).
+
+Sending to a channel nobody hears (`send_heard`, `listen`). A pub/sub message to a channel
+no process subscribes to is gone, and the layer's `send` does not say so; Redis' PUBLISH does,
+with the number of subscribers that got it. A node asking another for a polling session
+(forwarding.py) learns that way at once that the owner is gone, instead of after a long-poll's
+time; `listen` subscribes a channel before its name is given out, so that count is the truth.
 """
 
 from __future__ import annotations
@@ -110,3 +116,24 @@ async def _subscribe(by_shard: dict, subscribe: bool) -> None:
             else:
                 await shard._pubsub.unsubscribe(*todo)
                 shard._subscribed_to.difference_update(todo)
+
+
+async def send_heard(layer, channel: str, message: dict) -> int | None:
+    """`layer.send`, and how many subscribers got the message: 0 means nobody listens on
+    `channel`; None means the layer cannot tell (any layer but channels_redis' pub/sub one)."""
+    redis_layer = _redis_layer(layer)
+    if redis_layer is None:
+        await layer.send(channel, message)
+        return None
+    shard = redis_layer._get_shard(channel)
+    async with shard._lock:  # as the shard's own publish, which drops PUBLISH's answer
+        shard._ensure_redis()
+        return await shard._redis.publish(channel, redis_layer.channel_layer.serialize(message))
+
+
+async def listen(layer, channel: str) -> None:
+    """Subscribe `channel` now (its first `receive` would): messages sent from here on wait for
+    that receive. Any other layer keeps a channel's messages until they are received."""
+    redis_layer = _redis_layer(layer)
+    if redis_layer is not None and channel not in redis_layer.channels:
+        await redis_layer._subscribe_to_channel(channel)

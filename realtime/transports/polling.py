@@ -106,9 +106,9 @@ class PollingTransport(TransportConsumer):
             retry_after = await self.gate.admit_new_session(scope)
             if retry_after is not None:
                 return await self.too_many(retry_after)
-            session = await self.engine.open(State.POLLING, {**scope, "headers": session_headers(scope)})
             if self.forwarder is not None:
-                self.forwarder.start()  # other nodes may now send this session's requests here
+                await self.forwarder.listen()  # other nodes may send this session's requests here
+            session = await self.engine.open(State.POLLING, {**scope, "headers": session_headers(scope)})
             return await self.respond(200, (await session.poll()).encode())
         session = self.engine.sessions.get(handshake.sid)
         if session is None and self.forwarder is not None and self.forwarder.owned_elsewhere(handshake.sid):

@@ -91,3 +91,19 @@ async def test_python_socketio_polling_client_through_the_round_robin(two_nodes,
         await emit_via_server(node, "market:ETH_USDC", "market:price_update", {"from": node.port})
         assert (await asyncio.wait_for(got.get(), 10))["from"] == node.port
     await client.disconnect()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_sid_no_live_node_owns_is_refused_at_once_not_after_the_forwarding_deadline(two_nodes, method):
+    """A sid of a node that crashed or restarted (or a forged one: the same to the server)
+    names a channel nobody listens on; the node asked says so now, so the client reconnects
+    and recovers now. Before, it waited for an answer that could not come: a ping interval
+    plus forwarding.REPLY_MARGIN_SECONDS (11 s here, 35 s with the defaults)."""
+    sid = "gone1234" + "x" * 20  # a node id's length (8), then the rest of a sid
+    async with aiohttp.ClientSession() as http:
+        for node in two_nodes:
+            url = f"http://127.0.0.1:{node.port}/socket.io/?EIO=4&transport=polling&sid={sid}"
+            async with asyncio.timeout(5):  # well inside the 11 s the forwarding would wait
+                async with http.request(method, url, data="40") as resp:
+                    assert resp.status == 400
+                    assert json.loads(await resp.text()) == {"code": 1, "message": "Session ID unknown"}

@@ -1,6 +1,7 @@
 """Room groups joined and left in a burst (pubsub_layer.GroupMembership) on channels_redis'
 real pub/sub layer and a real Redis: a few SUBSCRIBEs and UNSUBSCRIBEs for many groups, and
-each group hears, and stops hearing, as after its own group_add and group_discard."""
+each group hears, and stops hearing, as after its own group_add and group_discard. And a send
+that says whether anyone heard it (send_heard), to a channel subscribed before use (listen)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import os
 
 import pytest
 import redis.asyncio as redis
+from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from redis.asyncio.client import PubSub
 
-from realtime.pubsub_layer import GroupMembership
+from realtime.pubsub_layer import GroupMembership, listen, send_heard
 from tests.servers import REDIS_URL
 
 BURST = 200
@@ -65,3 +67,25 @@ async def test_a_burst_of_joins_and_leaves_is_a_few_commands_and_every_group_hea
     finally:
         await layer.flush()
         await client.aclose()
+
+
+async def test_a_send_says_nobody_heard_it_until_the_channel_is_listened_to_and_then_it_arrives():
+    layer = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=f"test-heard-{os.getpid()}")
+    listener = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=f"test-heard-{os.getpid()}")  # another node
+    channel = f"engine.heard{os.getpid()}"
+    try:
+        assert await send_heard(layer, channel, {"type": "engine.request", "n": 0}) == 0
+        await listen(listener, channel)
+        await listen(listener, channel)  # a second call subscribes nothing more
+        assert await send_heard(layer, channel, {"type": "engine.request", "n": 1}) == 1
+        assert (await asyncio.wait_for(listener.receive(channel), 5))["n"] == 1  # sent before the receive
+    finally:
+        await layer.flush()
+        await listener.flush()
+
+
+async def test_on_the_in_memory_layer_a_send_cannot_say_and_still_arrives():
+    layer = InMemoryChannelLayer()
+    await listen(layer, "engine.memory")
+    assert await send_heard(layer, "engine.memory", {"type": "engine.request", "n": 1}) is None
+    assert (await asyncio.wait_for(layer.receive("engine.memory"), 5))["n"] == 1
