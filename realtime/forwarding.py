@@ -60,7 +60,10 @@ class Forwarder:
     async def listen(self) -> None:
         """Reading this node's channel, subscribed already: call before giving out a sid, or
         a request for it sent meanwhile would find nobody listening."""
-        await listen(self.layer, node_channel(self.node_id))
+        try:
+            await listen(self.layer, node_channel(self.node_id))
+        except Exception as exc:  # Redis down: the session still works on this node
+            logger.warning("not subscribed to %s, forwarded requests will miss it: %s", node_channel(self.node_id), exc)
         self.start()
 
     async def forward(self, sid: str, method: str, body: bytes | None, receive) -> Reply | None:

@@ -29,6 +29,7 @@ time; `listen` subscribes a channel before its name is given out, so that count 
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -135,5 +136,9 @@ async def listen(layer, channel: str) -> None:
     """Subscribe `channel` now (its first `receive` would): messages sent from here on wait for
     that receive. Any other layer keeps a channel's messages until they are received."""
     redis_layer = _redis_layer(layer)
-    if redis_layer is not None and channel not in redis_layer.channels:
-        await redis_layer._subscribe_to_channel(channel)
+    if redis_layer is None:
+        return
+    redis_layer.channels.setdefault(channel, asyncio.Queue())  # where its receive reads
+    # A no-op once subscribed. Not `channel in channels`, as receive checks: a subscribe that
+    # failed (Redis down) leaves the channel there, unsubscribed, and receive never tries again.
+    await redis_layer._get_shard(channel).subscribe(channel)

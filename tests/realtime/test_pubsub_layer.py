@@ -15,6 +15,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from redis.asyncio.client import PubSub
 
 from realtime.pubsub_layer import GroupMembership, listen, send_heard
+from tests.redisproc import RedisProcess
 from tests.servers import REDIS_URL
 
 BURST = 200
@@ -89,3 +90,24 @@ async def test_on_the_in_memory_layer_a_send_cannot_say_and_still_arrives():
     await listen(layer, "engine.memory")
     assert await send_heard(layer, "engine.memory", {"type": "engine.request", "n": 1}) is None
     assert (await asyncio.wait_for(layer.receive("engine.memory"), 5))["n"] == 1
+
+
+async def test_listen_subscribes_a_channel_whose_first_subscribe_failed_while_redis_was_down(tmp_path):
+    """channels_redis' receive keeps a channel whose SUBSCRIBE failed and never subscribes it
+    again: nobody would hear it. listen does, once Redis is back."""
+    server = RedisProcess(tmp_path).start()
+    layer = RedisPubSubChannelLayer(hosts=[server.url], prefix="test-listen")
+    sender = RedisPubSubChannelLayer(hosts=[server.url], prefix="test-listen")
+    try:
+        server.stop()
+        with pytest.raises(Exception):
+            await listen(layer, "engine.down")
+        server.start()
+        assert await send_heard(sender, "engine.down", {"type": "engine.request", "n": 0}) == 0  # still nobody
+        await listen(layer, "engine.down")
+        assert await send_heard(sender, "engine.down", {"type": "engine.request", "n": 1}) == 1
+        assert (await asyncio.wait_for(layer.receive("engine.down"), 5))["n"] == 1
+    finally:
+        await layer.flush()
+        await sender.flush()
+        server.stop()
