@@ -139,6 +139,8 @@ async def listen(layer, channel: str) -> None:
     if redis_layer is None:
         return
     redis_layer.channels.setdefault(channel, asyncio.Queue())  # where its receive reads
-    # A no-op once subscribed. Not `channel in channels`, as receive checks: a subscribe that
-    # failed (Redis down) leaves the channel there, unsubscribed, and receive never tries again.
-    await redis_layer._get_shard(channel).subscribe(channel)
+    # Not `channel in channels`, as receive checks: a subscribe that failed (Redis down) leaves
+    # the channel there, unsubscribed, and receive never tries again. Once subscribed, no lock.
+    shard = redis_layer._get_shard(channel)
+    if channel not in shard._subscribed_to:
+        await shard.subscribe(channel)
