@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 
@@ -11,12 +12,14 @@ import pytest
 import redis
 import socketio
 
+from realtime.forwarding import node_channel
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV
 from tests.redisproc import RedisProcess
 from tests.servers import BASE_ENV, ROOT, fresh_sqlite, manage, start_daphne
 from tests.tcpproxy import TcpProxy
 
 OUTAGE_SECONDS = 30
+NODE_ID_LENGTH = 8  # engine.EngineServer's node id, token_urlsafe(6), starts every sid
 
 
 @pytest.fixture
@@ -197,4 +200,30 @@ async def test_events_published_while_the_server_is_not_subscribed_reach_its_liv
         await producer.wait()
         watcher.close()
         await server_path.stop()
+        server.stop()
+
+
+async def test_a_node_started_while_redis_was_down_hears_forwarded_requests_once_it_is_back(own_redis, tmp_path):
+    """A node's channel for requests forwarded by other nodes (forwarding.py) could not be
+    subscribed while Redis was down, and channels_redis never tries again. Handshakes still
+    work meanwhile; the first one after Redis is back subscribes it, before the sid goes out."""
+    env = {**E2E_ENV, "REDIS_URL": own_redis.url, "DATABASE_URL": fresh_sqlite(tmp_path)}
+    manage(env, "migrate", "--noinput")
+    own_redis.stop()
+    server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-redis-forwarding.log")
+    handshake = f"{server.url}/socket.io/?EIO=4&transport=polling"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(handshake) as resp:  # Redis down: served all the same
+                assert resp.status == 200
+                node = json.loads((await resp.text())[1:])["sid"][:NODE_ID_LENGTH]
+            own_redis.start()
+            channel = node_channel(node)
+            client = redis.Redis(port=own_redis.port)
+            assert client.pubsub_numsub(channel) == [(channel.encode(), 0)]  # nobody: the subscribe failed
+            async with http.get(handshake) as resp:
+                assert resp.status == 200
+            assert client.pubsub_numsub(channel) == [(channel.encode(), 1)]
+            client.close()
+    finally:
         server.stop()
