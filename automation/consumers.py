@@ -1,13 +1,14 @@
 """The automation:* event handlers: validate, find the caller's automation, call a service, reply.
 
-enable, disable and get_status answer through the ack and with `automation:status` to the socket;
+subscribe and unsubscribe say `subscribed` / `unsubscribed` {room, timestamp} per room, as every
+other subscription does (the seed's events); enable, disable and get_status answer through the ack and with `automation:status` to the socket;
 list with `automation:list`. The same serializers and ownership rules as REST: another user's
 automation is not_found, as an absent one (the `admin` permission sees all).
 """
 
 from channels.db import database_sync_to_async
 
-from realtime.api import AuthRequired, EventConsumer, EventRequest, RealtimeError, validate
+from realtime.api import AuthRequired, EventConsumer, EventRequest, RealtimeError, now_ms, validate
 
 from . import selectors, services
 from .serializers import (SOCKET_LIST_LIMIT, AutomationIdSerializer, AutomationIdsSerializer,
@@ -49,13 +50,15 @@ class AutomationConsumer(EventConsumer):
         ids = validate(AutomationIdsSerializer, request.data)["automationIds"]
         accepted, rejected, first_error = [], [], None
         for automation_id in ids:
+            room = f"automation:{automation_id}"
             try:
-                await request.join(f"automation:{automation_id}")  # private: the policy decides
+                await request.join(room)  # private: the policy decides
             except RealtimeError as exc:
                 first_error = first_error or exc
                 rejected.append({"automationId": automation_id, **exc.body()})
             else:
                 accepted.append(automation_id)
+                await request.emit("subscribed", {"room": room, "timestamp": now_ms()})
         if not accepted:
             raise first_error
         return {"automationIds": accepted, "rejected": rejected}
@@ -63,7 +66,9 @@ class AutomationConsumer(EventConsumer):
     async def unsubscribe(self, request: EventRequest) -> dict:
         ids = validate(AutomationIdsSerializer, request.data)["automationIds"]
         for automation_id in ids:
-            await request.leave(f"automation:{automation_id}")
+            room = f"automation:{automation_id}"
+            await request.leave(room)
+            await request.emit("unsubscribed", {"room": room, "timestamp": now_ms()})
         return {"automationIds": ids}
 
     async def enable(self, request: EventRequest) -> dict:

@@ -61,6 +61,24 @@ async def test_other_users_ids_bad_payloads_and_anonymous_sockets_are_refused_an
             await client.close()
 
 
+async def test_subscribe_and_unsubscribe_say_subscribed_and_unsubscribed_per_room(server, wallets):
+    """As every other subscription: one `subscribed` per room joined (none for one refused), one
+    `unsubscribed` per room left, each {room, timestamp}: a client without acks hears them."""
+    mine, bobs = await create(server, ALICE, wallets["alice"]), await create(server, BOB, wallets["bob"])
+    alice = await signed_in(server, ALICE)
+    try:
+        room = f"automation:{mine['automationId']}"
+        await alice.emit("automation:subscribe", {"automationIds": [mine["automationId"], bobs["automationId"]]})
+        said = await alice.next("subscribed")
+        assert said["room"] == room and isinstance(said["timestamp"], int)
+        await alice.none("subscribed")  # none for Bob's
+        await alice.emit("automation:unsubscribe", {"automationIds": [mine["automationId"]]})
+        said = await alice.next("unsubscribed")
+        assert said["room"] == room and isinstance(said["timestamp"], int)
+    finally:
+        await alice.close()
+
+
 async def test_admin_may_act_on_anyones_automation(server, wallets):
     bobs = await create(server, BOB, wallets["bob"])
     admin = await signed_in(server, ADMIN)
