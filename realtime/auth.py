@@ -54,7 +54,9 @@ class Principal:
     """A verified user. The token itself is not kept (seed: not stored longer than necessary)."""
 
     user_id: str
-    email: str | None
+    # "" when the token has none: Supabase's own tokens always carry the claim, "" for a user
+    # without an address (a phone sign-in), and the seed types `userEmail` as a string.
+    email: str
     permissions: tuple[str, ...]
     expires_at: float  # epoch seconds
 
@@ -188,7 +190,7 @@ class TokenVerifier:
         email = claims.get("email")
         return Principal(
             user_id=sub,
-            email=email if isinstance(email, str) else None,
+            email=email if isinstance(email, str) else "",
             permissions=tuple(p for p in permissions if isinstance(p, str)),
             expires_at=float(claims["exp"]),
         )

@@ -7,6 +7,7 @@ staying connected and anonymous.
 
 from __future__ import annotations
 
+import jwt
 import pytest
 
 from tests.auth.clients import Client, connected, receives_room_emit, refused
@@ -54,6 +55,18 @@ async def test_authorization_bearer_header(main_server, supabase, transport):
     token = supabase.token(user, alg="RS256", email="cy@example.test")
     client = await connected(main_server, transport, headers={"Authorization": f"Bearer {token}"})
     await assert_signed_in(main_server, client, user, "cy@example.test")
+    await client.close()
+
+
+async def test_a_token_without_an_email_gives_an_empty_user_email(main_server, supabase):
+    """The seed types userEmail as a string: a token with no email claim (not Supabase's own,
+    which always has one, "" for a phone sign-in) is "" too, never null."""
+    user = new_user()
+    claims = {k: v for k, v in supabase.claims(user).items() if k != "email"}
+    client = await connected(main_server, "websocket")
+    ack = await client.authenticate(jwt.encode(claims, supabase.jwt_secret, algorithm="HS256"))
+    assert ack == {"ok": True, **expected_reply(user, "")}
+    await assert_signed_in(main_server, client, user, "")
     await client.close()
 
 
