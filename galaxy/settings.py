@@ -200,6 +200,8 @@ INSTALLED_APPS = [
     "web",
 ]
 MIDDLEWARE = [
+    # First: a CORS preflight is answered before anything else may redirect or refuse it.
+    "realtime.http_cors.cors_middleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,4 +1,4 @@
-"""Which browser origins may reach the Socket.IO endpoint, and the CORS headers that say so."""
+"""Which browser origins may reach the server (Socket.IO and the HTTP API), and the CORS headers that say so."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ class CorsPolicy:
             headers.append((b"access-control-allow-credentials", b"true"))
         return headers
 
-    def preflight_headers(self, origin: str | None, request_headers: bytes | None) -> list[tuple[bytes, bytes]]:
+    def preflight_headers(self, origin: str | None, request_headers: bytes | None,
+                          methods: bytes = b"GET, POST, OPTIONS") -> list[tuple[bytes, bytes]]:
         headers = self.headers(origin)
-        headers.append((b"access-control-allow-methods", b"GET, POST, OPTIONS"))
+        headers.append((b"access-control-allow-methods", methods))
         if request_headers:
             headers.append((b"access-control-allow-headers", request_headers))
         # One day, the longest Chromium honours is two hours anyway; it saves a round trip per poll.

@@ -86,3 +86,29 @@ async def test_metrics_count_connections_and_rooms_and_hide_private_rooms(http, 
                  "galaxy_rate_limited_events_total", "galaxy_fanout_latency_p99_seconds", "galaxy_horizon_requests_budget"):
         assert f"# TYPE {name} " in text, name
     await client.disconnect()
+
+
+async def test_the_http_api_answers_allowed_origins_with_cors_headers_as_socketio_does(http, server):
+    """ALLOWED_ORIGINS is the server's, not only /socket.io/'s: a dashboard on an allowed origin
+    reads /health and /metrics and may call /api/ with its bearer token (a preflight first)."""
+    # /api/auth/me without a token: its 401 readable by the page too
+    for path, status in (("/health", 200), ("/metrics", 200), ("/metrics/prometheus", 200), ("/api/market/feed", 200),
+                         ("/api/auth/me", 401)):
+        async with http.get(f"{server.url}{path}", headers={"Origin": "http://allowed.example"}) as resp:
+            assert resp.status == status, path
+            assert resp.headers["Access-Control-Allow-Origin"] == "http://allowed.example", path
+            assert resp.headers["Access-Control-Allow-Credentials"] == "true"
+        async with http.get(f"{server.url}{path}", headers={"Origin": "http://evil.example"}) as resp:
+            assert resp.status == status and "Access-Control-Allow-Origin" not in resp.headers, path
+    preflight = {"Origin": "http://allowed.example", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"}
+    async with http.options(f"{server.url}/api/auth/me", headers=preflight) as resp:
+        assert resp.status == 204
+        assert resp.headers["Access-Control-Allow-Origin"] == "http://allowed.example"
+        assert {"GET", "POST", "PATCH", "DELETE"} <= {m.strip() for m in resp.headers["Access-Control-Allow-Methods"].split(",")}
+        assert resp.headers["Access-Control-Allow-Headers"] == "authorization"
+    async with http.options(f"{server.url}/api/auth/me", headers={**preflight, "Origin": "http://evil.example"}) as resp:
+        assert resp.status == 403 and "Access-Control-Allow-Origin" not in resp.headers
+    # The admin's cookie sessions stay same-origin only.
+    async with http.get(f"{server.url}/admin/login/", headers={"Origin": "http://allowed.example"}) as resp:
+        assert "Access-Control-Allow-Origin" not in resp.headers
