@@ -66,7 +66,11 @@ class Lifecycle:
         # Hand over to the server's own shutdown (daphne's Twisted handler, or the default).
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
-        os.kill(os.getpid(), signal.SIGINT)
+        # A process that inherited an ignored SIGINT (a background job of a script) has no
+        # SIGINT handler of daphne's and would stay up, answering 503: it ends as SIGTERM's
+        # default ends it, its sessions already saved and closed.
+        sigint_ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM if sigint_ignored else signal.SIGINT)
 
     async def drain(self) -> None:
         """Refuse new sessions, save and close every open one, within the grace period."""

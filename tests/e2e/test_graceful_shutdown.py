@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import signal
+import sys
 import time
 
 import pytest
@@ -14,7 +15,7 @@ import redis.asyncio as redis
 from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV, emit_via_server
-from tests.servers import REDIS_URL, ROOT, fresh_postgres, fresh_sqlite, manage, start_daphne
+from tests.servers import REDIS_URL, ROOT, _start, free_port, fresh_postgres, fresh_sqlite, manage, start_daphne
 from tests.tcpproxy import TcpProxy
 
 CLIENTS = 200
@@ -111,3 +112,26 @@ async def test_a_client_told_of_the_shutdown_finds_its_state_already_saved(tmp_p
         server.stop()
         await slow_redis.stop()
         await redis_server.aclose()
+
+
+async def test_sigterm_stops_a_node_that_inherited_an_ignored_sigint(tmp_path):
+    """A background job of a script starts with SIGINT ignored, so daphne installs no SIGINT
+    handler, and the drain's hand-over (a SIGINT to itself) would leave the process up, answering
+    503 forever. It must still close its sessions and exit."""
+    env = {**E2E_ENV, "DATABASE_URL": fresh_sqlite(tmp_path)}
+    manage(env, "migrate", "--noinput")
+    port = free_port()
+    command = ["bash", "-c", 'trap "" INT; exec "$@"', "bash",  # SIG_IGN survives the exec
+               sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tests.e2e.testapp:application"]
+    server = _start(command, port, env, ARTIFACTS / "e2e-sigterm-sigint-ignored.log")
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket") as ws:
+            assert (await ws.recv()).startswith("0")
+            await ws.send("40")
+            assert (await asyncio.wait_for(ws.recv(), 10)).startswith("40")
+            server.process.send_signal(signal.SIGTERM)
+            while (frame := await asyncio.wait_for(ws.recv(), 15)) != "1":  # told, then closed
+                assert frame == "2" or frame.startswith("42["), frame
+        assert await asyncio.to_thread(server.process.wait, 20) is not None
+    finally:
+        server.stop()
