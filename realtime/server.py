@@ -310,6 +310,10 @@ class SocketIOServer:
         if await self.event_log.since(offset, socket.namespace, saved_rooms) is None:
             return None  # the log no longer reaches back to the client's offset
         socket.recovering = []  # from the first join on, live frames wait for the replay
+        # Its old ids from here on: what on_recover holds (the user's connection slot) is held
+        # under the sid its disconnect will give back.
+        fresh_ids = socket.sid, socket.pid
+        socket.sid, socket.pid = state["sid"], pid
         for room in await namespace.on_recover(socket, state.get("data", {}), saved_rooms):
             await socket.join(room)
         # Read again after joining: whatever was logged meanwhile is replayed or held, not lost.
@@ -318,8 +322,9 @@ class SocketIOServer:
             await self.fanout.leave_all(socket)
             await namespace.on_disconnect(socket, "recovery failed")
             socket.recovering, socket.data = None, {}
+            socket.sid, socket.pid = fresh_ids
             return None
-        socket.sid, socket.pid, socket.recovered = state["sid"], pid, True
+        socket.recovered = True
         return missed
 
     async def _replay(self, socket: Socket, missed: list) -> None:

@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+from tests.auth.clients import Client
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV, emit_via_server
 from tests.servers import ROOT, fresh_sqlite, manage, start_daphne
 from tests.tcpproxy import TcpProxy
@@ -144,3 +145,34 @@ async def test_recovery_restores_the_user_and_its_private_rooms(server):
     assert await client.events(1) == [{"private": True}]
     await client.stop()
     await proxy.stop()
+
+
+async def test_recoveries_give_back_their_connection_slots(server):
+    """Each recovery takes the user's connection slot (MAX_CONNECTIONS_PER_USER, 5 here) for
+    the socket's restored id, and its disconnect gives that slot back: six network cuts in a row
+    leave the user signed in each time, and afterwards a new connection of theirs gets in."""
+    user = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    proxy = await TcpProxy(server.port).start()
+    client = await RecoveringClient.start(proxy.url, f"user:{user}", token=token)
+    try:
+        first = await client.next("connect")
+        await client.next("authenticated")
+        assert (await client.next("subscribed"))["reply"]["ok"] is True
+        for cut in range(6):
+            proxy.cut()
+            await client.next("disconnect")
+            await emit_via_server(server, f"user:{user}", "notification", {"cut": cut})
+            proxy.restore()
+            again = await client.next("connect", timeout=15)
+            assert again["recovered"] is True and again["id"] == first["id"], cut
+            assert await client.events(1) == [{"cut": cut}], cut  # still the user: its room came back
+    finally:
+        await client.stop()
+        await proxy.stop()
+    fresh = Client()
+    await fresh.connect(server, auth={"token": token})
+    try:
+        assert (await fresh.next("authenticated"))["userId"] == user
+    finally:
+        await fresh.close()
