@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,9 +88,18 @@ def _check_depth(data: Any) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
+# A surrogate code point in a str is a lone one (a client's "\ud800" decodes to one): UTF-8
+# cannot carry it, so a frame holding one could not be sent at all.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dumps(data: Any) -> str:
-    """JSON as JavaScript's JSON.stringify writes it (compact, unescaped Unicode)."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """JSON as JavaScript's JSON.stringify writes it (compact, unescaped Unicode, lone
+    surrogates escaped as ES2019's well-formed JSON.stringify does)."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if text.isascii():
+        return text
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def encode_packet(packet: Packet) -> list[str | bytes]:

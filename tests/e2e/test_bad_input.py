@@ -297,3 +297,31 @@ async def test_events_with_odd_argument_shapes_get_answers_and_the_socket_lives(
     assert [replies[n]["ok"] for n in (1, 2, 3, 4)] == [False, False, False, True]
     assert {replies[n]["error"]["code"] for n in (1, 2, 3)} == {"invalid_payload"}
     await ws.close()
+
+
+async def test_an_event_name_with_a_lone_surrogate_is_answered_on_both_transports(http, server):
+    """`42["\\ud800"]` is valid JSON whose event name UTF-8 cannot carry: the `error` event that
+    echoes it escapes it (as JSON.stringify does) instead of failing to send, and a packet that
+    came with it is still answered."""
+    def events(texts: list[str]) -> list:
+        return [json.loads(p[2:]) for text in texts for p in text.split("\x1e") if p.startswith("42")]
+
+    ws = await open_ws(http, server)
+    await ws.send_str('42["\\ud800"]')
+    await ws.send_str('42["ping",{}]')
+    error, pong = events([await asyncio.wait_for(ws.receive_str(), 5) for _ in range(2)])
+    assert error[0] == "error" and error[1]["event"] == "\ud800" and error[1]["code"] == "unknown_event"
+    assert pong[0] == "pong"
+    await ws.close()
+
+    sid = await open_polling(http, server)
+    async with http.post(eio_url(server, sid=sid), data='40\x1e42["\\ud800"]\x1e42["ping",{}]') as resp:
+        assert resp.status == 200
+    got = []
+    while not any(e[0] == "pong" for e in events(got)):
+        async with http.get(eio_url(server, sid=sid)) as resp:
+            assert resp.status == 200
+            got.append(await resp.text())
+    answers = [e for e in events(got) if e[0] in ("error", "pong")]
+    assert [e[0] for e in answers] == ["error", "pong"]
+    assert answers[0][1]["event"] == "\ud800" and answers[0][1]["code"] == "unknown_event"

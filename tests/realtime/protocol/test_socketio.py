@@ -7,6 +7,7 @@ sees only the Socket.IO part, so the Engine.IO MESSAGE prefix "4" of e.g. "40" i
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 
 import pytest
@@ -84,6 +85,19 @@ def test_json_is_compact_with_unescaped_unicode():
 def test_dumps_matches_json_stringify():
     assert dumps({"a": [1, "ü", None, True]}) == '{"a":[1,"ü",null,true]}'
     assert dumps('quote " and \\ and \n') == '"quote \\" and \\\\ and \\n"'
+
+
+def test_dumps_escapes_lone_surrogates_as_json_stringify_does():
+    # A client may send "\ud800" (valid JSON, a lone surrogate once decoded); echoed back in an
+    # error event it must still be sendable as UTF-8, and read back as what was sent.
+    assert dumps(["\ud800", "a\udfffb", "😀"]) == '["\\ud800","a\\udfffb","😀"]'
+
+
+@given(st.lists(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()))))
+def test_dumps_is_always_utf8_and_reads_back_as_escaped_json_does(texts):
+    text = dumps(texts)
+    text.encode("utf-8")
+    assert json.loads(text) == json.loads(json.dumps(texts))  # (two surrogates in a row read back as one pair)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
