@@ -195,7 +195,8 @@ class SocketIOServer:
     async def on_message(self, session: EngineSession, data: str | bytes) -> None:
         conn: _Connection = session.data["sio"]
         try:
-            packet = self._assemble(conn, data)
+            # A binary packet's attachments together within maxHttpBufferSize, as one message.
+            packet = self._assemble(conn, data, session.server.config.max_payload)
         except DecodeError as exc:
             logger.info("closing session %s: %s", session.sid, exc)
             await session.close("parse error", notify_client=False)
@@ -212,7 +213,7 @@ class SocketIOServer:
         except Exception:
             logger.exception("packet handling failed on session %s", session.sid)
 
-    def _assemble(self, conn: _Connection, data: str | bytes) -> sio.Packet | None:
+    def _assemble(self, conn: _Connection, data: str | bytes, max_attachment_bytes: int) -> sio.Packet | None:
         if isinstance(data, bytes):
             if conn.assembler is None:
                 raise DecodeError("binary message without a packet expecting it")
@@ -222,7 +223,7 @@ class SocketIOServer:
             return packet
         if conn.assembler is not None:
             raise DecodeError("text message while binary attachments were expected")
-        started = sio.start_packet(sio.decode_packet(data))
+        started = sio.start_packet(sio.decode_packet(data), max_attachment_bytes)
         if isinstance(started, sio.BinaryAssembler):
             conn.assembler = started
             return None
@@ -381,6 +382,7 @@ class SocketIOServer:
     async def on_close(self, session: EngineSession, reason: str) -> None:
         conn: _Connection = session.data["sio"]
         conn.discard_pending()  # the one being handled finishes and finds the socket gone
+        conn.assembler = None  # its attachments go now, not when a collection finds the session
         if conn.connect_timer is not None:
             conn.connect_timer.cancel()
         for socket in list(conn.sockets.values()):

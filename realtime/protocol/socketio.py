@@ -222,13 +222,22 @@ def has_binary(data: Any) -> bool:
 
 
 class BinaryAssembler:
-    """Collects a binary packet's attachments; `add` returns the whole packet after the last one."""
+    """Collects a binary packet's attachments; `add` returns the whole packet after the last one.
 
-    def __init__(self, packet: Packet) -> None:
+    Each attachment is one Engine.IO message, so within maxHttpBufferSize; their sum is bounded
+    too (`max_bytes`), or a packet announcing 1,000 of them could hold a gigabyte per connection.
+    """
+
+    def __init__(self, packet: Packet, max_bytes: int | None = None) -> None:
         self.packet = packet
+        self.max_bytes = max_bytes
         self._buffers: list[bytes] = []
+        self._size = 0
 
     def add(self, attachment: bytes) -> Packet | None:
+        self._size += len(attachment)
+        if self.max_bytes is not None and self._size > self.max_bytes:
+            raise DecodeError(f"attachments of more than {self.max_bytes} bytes in all")
         self._buffers.append(attachment)
         if len(self._buffers) < self.packet.attachments:
             return None
@@ -236,10 +245,11 @@ class BinaryAssembler:
         return Packet(self.packet.type, self.packet.namespace, data, self.packet.id)
 
 
-def start_packet(packet: Packet) -> Packet | BinaryAssembler:
-    """A decoded packet that is complete, or an assembler waiting for its attachments."""
+def start_packet(packet: Packet, max_attachment_bytes: int | None = None) -> Packet | BinaryAssembler:
+    """A decoded packet that is complete, or an assembler waiting for its attachments (at most
+    `max_attachment_bytes` of them in all; None: no bound)."""
     if packet.type in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
         if packet.attachments == 0:
             return Packet(packet.type, packet.namespace, _reconstruct(packet.data, []), packet.id)
-        return BinaryAssembler(packet)
+        return BinaryAssembler(packet, max_attachment_bytes)
     return packet

@@ -152,6 +152,22 @@ async def test_binary_frame_nobody_expects_closes_the_connection(http, server):
     assert await closed_within(ws, 0.3)
 
 
+async def test_binary_attachments_beyond_the_buffer_size_in_all_close_that_connection(http, server):
+    """Each attachment is a message within maxHttpBufferSize; together they are bounded too, or
+    a packet announcing 1,000 could hold a gigabyte. Up to the bound, the packet is handled."""
+    half = MAX_BUFFER // 2
+    two = '452-["ping",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]'
+    ws = await open_ws(http, server)
+    await ws.send_str(two)
+    await ws.send_bytes(b"x" * half)
+    await ws.send_bytes(b"x" * half)
+    assert (await asyncio.wait_for(ws.receive_str(), 5)).startswith('42["pong",')
+    await ws.send_str(two)
+    await ws.send_bytes(b"x" * half)
+    await ws.send_bytes(b"x" * (half + 1))
+    assert await closed_within(ws, 1)
+
+
 async def test_oversized_websocket_message_closes_that_connection(http, server):
     ws = await open_ws(http, server)
     await ws.send_str('42["ping","' + "x" * MAX_BUFFER + '"]')

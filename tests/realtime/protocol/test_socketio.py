@@ -155,6 +155,17 @@ def test_decode_binary_ack_then_assemble():
     assert assembler.add(b"\xff") == Packet(T.BINARY_ACK, "/admin", [b"\xff"], 456)
 
 
+def test_assembler_refuses_attachments_beyond_their_bound_in_all():
+    text = '52-["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]'
+    assembler = start_packet(decode_packet(text), max_attachment_bytes=10)
+    assert assembler.add(b"x" * 6) is None
+    with pytest.raises(DecodeError, match="more than 10 bytes"):
+        assembler.add(b"x" * 5)
+    at_the_bound = start_packet(decode_packet(text), max_attachment_bytes=10)
+    at_the_bound.add(b"x" * 5)
+    assert at_the_bound.add(b"x" * 5).data == ["e", b"x" * 5, b"x" * 5]
+
+
 def test_assembler_returns_none_until_the_last_attachment():
     text = '53-["e",{"_placeholder":true,"num":2},[{"_placeholder":true,"num":0}],{"k":{"_placeholder":true,"num":1}}]'
     assembler = start_packet(decode_packet(text))
