@@ -188,11 +188,15 @@ class TokenVerifier:
         if not isinstance(permissions, list):
             permissions = []
         email = claims.get("email")
+        try:
+            expires_at = float(claims["exp"])
+        except OverflowError:  # signed, and an integer PyJWT compares happily, but past any date
+            raise AuthFailed("token expiry out of range") from None
         return Principal(
             user_id=sub,
             email=email if isinstance(email, str) else "",
             permissions=tuple(p for p in permissions if isinstance(p, str)),
-            expires_at=float(claims["exp"]),
+            expires_at=expires_at,
         )
 
     # -- JWKS ------------------------------------------------------------------------------
