@@ -160,8 +160,10 @@ def movement_of_record(record: dict, network: str) -> Movement:
 
 def deadline_from(now: datetime, max_time: int = 0) -> datetime:
     deadline = now + timedelta(seconds=settings.TRANSACTION_DEADLINE_SECONDS)
-    if max_time:
-        deadline = min(deadline, datetime.fromtimestamp(max_time + TIME_BOUNDS_GRACE_SECONDS, timezone.utc))
+    # Only a max_time before the usual deadline moves it: a later one changes nothing, and one
+    # of 2**64 - 1 (no bound, in a signed envelope already on its way to Horizon) is no date.
+    if max_time and max_time + TIME_BOUNDS_GRACE_SECONDS < deadline.timestamp():
+        deadline = datetime.fromtimestamp(max_time + TIME_BOUNDS_GRACE_SECONDS, timezone.utc)
     return deadline
 
 

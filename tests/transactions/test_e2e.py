@@ -37,9 +37,10 @@ async def post(server, path: str, user: str | None, body) -> tuple[int, dict]:
 
 
 def signed_payment(keypair: Keypair, destination: str, amount: str = "12.5", passphrase: str = Network.TESTNET_NETWORK_PASSPHRASE,
-                   timeout: int = 300) -> str:
+                   timeout: int = 300, max_time: int | None = None) -> str:
     builder = TransactionBuilder(Account(keypair.public_key, 1000), passphrase, base_fee=100)
-    tx = builder.append_payment_op(destination, Asset.native(), amount).set_timeout(timeout).build()
+    builder = builder.add_time_bounds(0, max_time) if max_time is not None else builder.set_timeout(timeout)
+    tx = builder.append_payment_op(destination, Asset.native(), amount).build()
     tx.sign(keypair)
     return tx.to_xdr()
 
@@ -236,6 +237,20 @@ async def test_submit_decodes_checks_submits_and_tracks_a_signed_envelope(server
         included = await asyncio.to_thread(horizon.control, "include", {"hash": tx_hash})
         confirmed = await alice.next("transaction:confirmed")
         assert confirmed["hash"] == tx_hash and confirmed["blockNumber"] == included["ledger"]
+    finally:
+        await alice.close()
+
+
+@pytest.mark.parametrize("max_time", [253402300800, 2**63 - 1, 2**64 - 1])  # year 10000; past any date
+async def test_an_envelope_bounded_past_any_date_is_submitted_and_tracked(server, horizon, wallets, max_time):
+    """Horizon accepts such time bounds (2**64 - 1 is the SDK's "no bound"): the submitted payment
+    must be tracked like any other, not answered 500 after it went to Horizon."""
+    alice = await signed_in(server, ALICE)
+    try:
+        envelope = signed_payment(ALICE_KEY, Keypair.random().public_key, max_time=max_time)
+        status, body = await post(server, "/api/transactions/submit", ALICE, {"walletId": wallets["alice"]["id"], "envelope": envelope})
+        assert status == 201, body
+        assert (await alice.next("transaction:pending"))["hash"] == body["hash"]
     finally:
         await alice.close()
 
