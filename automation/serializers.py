@@ -22,6 +22,8 @@ ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
 AUTOMATION_ID = StrictRegexField(ID_PATTERN, max_length=64)
 # A cooldown beyond 30 days is a disabled rule in disguise; the bound keeps the number sane.
 MAX_COOLDOWN_SECONDS = 30 * 86400
+# What a PositiveIntegerField holds on every database Django supports (PostgreSQL's integer).
+MAX_EXECUTIONS = 2**31 - 1
 # 50 fits a dashboard page; 200 caps one response's rows (and its query).
 PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
 # The socket list answers in one message; past this many, REST's paginated list is the way.
@@ -113,7 +115,7 @@ class AutomationWriteSerializer(serializers.Serializer):
     actionType = serializers.ChoiceField(choices=Automation.ActionType.choices, default=Automation.ActionType.NOTIFY)
     actionParams = serializers.JSONField(default=dict)
     cooldownSeconds = StrictIntegerField(min_value=0, max_value=MAX_COOLDOWN_SECONDS, default=0)
-    maxExecutions = StrictIntegerField(min_value=1, allow_null=True, default=None)
+    maxExecutions = StrictIntegerField(min_value=1, max_value=MAX_EXECUTIONS, allow_null=True, default=None)
 
     FIELDS = {"name": "name", "walletId": "wallet", "pair": "pair", "triggerType": "trigger_type",
               "triggerParams": "trigger_params", "actionType": "action_type", "actionParams": "action_params",

@@ -60,6 +60,7 @@ async def test_create_returns_the_owners_automation_with_normalised_parameters(s
     ({"cooldownSeconds": "5"}, "cooldownSeconds"),
     ({"cooldownSeconds": -1}, "cooldownSeconds"),
     ({"maxExecutions": 0}, "maxExecutions"),
+    ({"maxExecutions": 2**31}, "maxExecutions"),  # was a 500 on PostgreSQL (integer out of range)
     ({"name": "x" * 101}, "name"),
     ({"name": 12}, "name"),
     ({"walletId": str(uuid.uuid4())}, "walletId"),
