@@ -7,9 +7,7 @@ automation answers 404 like an absent one (no probing for ids).
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
-from rest_framework.exceptions import APIException
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,20 +30,6 @@ class Pages(PageNumberPagination):
     page_size = PAGE_SIZE
     page_size_query_param = "pageSize"
     max_page_size = MAX_PAGE_SIZE
-
-
-class PayloadTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "request body too large"
-    default_code = "payload_too_large"
-
-
-def body_of(request):
-    """The parsed body; one over DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 413, not Django's HTML 400."""
-    try:
-        return request.data
-    except RequestDataTooBig:
-        raise PayloadTooLarge() from None
 
 
 def caller(request) -> dict:
@@ -75,7 +59,7 @@ class AutomationListView(APIView):
 
     @extend_schema(tags=TAG, request=AutomationCreateSerializer, responses={201: AutomationSerializer, 400: FIELD_ERRORS, 401: UNAUTHENTICATED, 413: TOO_LARGE})
     def post(self, request):
-        body = AutomationCreateSerializer(data=body_of(request), context=caller(request))
+        body = AutomationCreateSerializer(data=request.data, context=caller(request))
         body.is_valid(raise_exception=True)
         automation = services.automation_create(**body.validated_data)
         return Response(services.status_of(automation), status=status.HTTP_201_CREATED)
@@ -105,7 +89,7 @@ class AutomationDetailView(APIView):
             automation = selectors.automation_of(automation_id=automation_id, **caller(request))
         except RealtimeError as exc:
             return not_found(exc)
-        body = AutomationWriteSerializer(automation, data=body_of(request), partial=partial, context=caller(request))
+        body = AutomationWriteSerializer(automation, data=request.data, partial=partial, context=caller(request))
         body.is_valid(raise_exception=True)
         automation = services.automation_update(automation=automation, changes=body.validated_data)
         return Response(services.status_of(automation))

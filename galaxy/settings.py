@@ -233,7 +233,9 @@ TIME_ZONE = "UTC"
 APPEND_SLASH = False
 
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["realtime.rest.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["realtime.rest.JSONParser", "rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser"],
+    "EXCEPTION_HANDLER": "realtime.rest.rest_exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": ["realtime.auth.SupabaseJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
@@ -245,6 +247,8 @@ SPECTACULAR_SETTINGS = {
     "(Authorization: Bearer ...); the Socket.IO API is described in README's event catalogue.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Public documents: a stale or garbled bearer token sent along is not a 401 here.
+    "SERVE_AUTHENTICATION": [],
     # Swagger UI from drf-spectacular-sidecar's static files, not a CDN (works offline).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

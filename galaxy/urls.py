@@ -1,9 +1,10 @@
 """Django URLs: health, admin, the REST API (market, transactions, automations, system notifications) and the live page."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from realtime.rest import api_not_found
 from realtime.views import HealthView, MeView, metrics_view
 
 urlpatterns = [
@@ -18,5 +19,6 @@ urlpatterns = [
     path("api/system/", include("realtime.notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^api/", api_not_found),  # last of the API's: what none of them serves
     path("", include("web.urls")),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +23,10 @@ from rest_framework.permissions import BasePermission
 
 from . import hs256
 from .errors import RealtimeError
+from .rooms import ID
+
+# A user id as user:{id} rooms take it (Supabase's are UUIDs).
+USER_ID = re.compile(ID)
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +188,8 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise AuthFailed("token has no subject")
+        if not USER_ID.fullmatch(sub):  # it names the user's room and rows: an id, nothing else
+            raise AuthFailed("token subject is not a valid user id")
         app_metadata = claims.get("app_metadata")
         permissions = app_metadata.get("permissions", []) if isinstance(app_metadata, dict) else []
         if not isinstance(permissions, list):

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -99,6 +101,8 @@ def _check_redis() -> str:
         return f"failed: {exc.__class__.__name__}"
 
 
+@csrf_exempt  # read-only: another method is a 405, not the CSRF check's HTML 403
+@require_safe
 async def metrics_view(request):
     """The seed's metrics JSON across the cluster; Prometheus text when the client asks for it."""
     snapshots = await metrics.cluster_snapshots()

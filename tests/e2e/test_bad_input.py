@@ -15,6 +15,7 @@ import pytest
 import socketio
 
 from tests.e2e.conftest import MAX_BUFFER
+from tests.servers import manage
 
 pytestmark = pytest.mark.usefixtures("bystander")
 
@@ -341,3 +342,43 @@ async def test_an_event_name_with_a_lone_surrogate_is_answered_on_both_transport
     answers = [e for e in events(got) if e[0] in ("error", "pong")]
     assert [e[0] for e in answers] == ["error", "pong"]
     assert answers[0][1]["event"] == "\ud800" and answers[0][1]["code"] == "unknown_event"
+
+
+# -- REST ------------------------------------------------------------------------------------
+
+
+def bearer(server, user: str = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d") -> dict:
+    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_rest_bodies_it_cannot_take_are_json_4xx_never_500_or_html(http, server):
+    auth = bearer(server)
+    as_json = {**auth, "Content-Type": "application/json"}
+    deep = '{"name":"x","triggerParams":' + "[" * 5000 + "]" * 5000 + "}"
+    async with http.post(f"{server.url}/api/automations/", data=deep, headers=as_json) as resp:
+        assert resp.status == 400 and "nested too deeply" in (await resp.json())["detail"]
+    # A lone surrogate in a choice field, which DRF's error echoes.
+    async with http.post(f"{server.url}/api/automations/", data='{"triggerType":"\\ud800"}', headers=as_json) as resp:
+        assert resp.status == 400 and "\ud800" in (await resp.json())["triggerType"][0]
+    async with http.post(f"{server.url}/api/transactions/", data=b'{"x":"' + b"y" * 3_000_000 + b'"}', headers=as_json) as resp:
+        assert resp.status == 413 and (await resp.json())["detail"]
+    form = {**auth, "Content-Type": "application/x-www-form-urlencoded"}
+    async with http.post(f"{server.url}/api/automations/", data="&".join(f"f{i}=1" for i in range(1500)), headers=form) as resp:
+        assert resp.status == 400 and "DATA_UPLOAD_MAX_NUMBER_FIELDS" in (await resp.json())["detail"]
+
+
+async def test_rest_paths_and_methods_it_does_not_serve_are_json(http, server):
+    for method, path in (("GET", "/api/nonexistent"), ("GET", "/api/"), ("GET", "/api/automations"), ("POST", "/api/nope")):
+        async with http.request(method, f"{server.url}{path}") as resp:
+            assert (resp.status, await resp.json()) == (404, {"code": "not_found", "message": "no such endpoint"}), path
+    async with http.post(f"{server.url}/metrics") as resp:
+        assert resp.status == 405
+    for path in ("/api/schema/", "/api/docs/"):  # public: a garbled token sent along does not matter
+        async with http.get(f"{server.url}{path}", headers={"Authorization": "Bearer not.a.token"}) as resp:
+            assert resp.status == 200, path
+
+
+async def test_a_signed_token_whose_subject_is_no_user_id_is_refused_by_rest_too(http, server):
+    async with http.get(f"{server.url}/api/automations/", headers=bearer(server, "x" * 300)) as resp:
+        assert resp.status == 401 and "not a valid user id" in (await resp.json())["detail"]
