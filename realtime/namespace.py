@@ -76,8 +76,10 @@ class GalaxyNamespace(Namespace):
         if principal is not None:
             try:
                 await self.sign_in(socket, principal)
-            except AuthFailed:
-                pass  # told through auth_error; the socket stays, anonymous
+            except AuthFailed:  # told through auth_error; the socket stays, anonymous, and
+                await self._leave_private_rooms(socket)  # out of those a recovery gave back
+        elif socket.data.pop("expired_while_away", False):
+            await socket.emit("auth_error", {"error": "token expired"})
 
     async def on_disconnect(self, socket: Socket, reason: str) -> None:
         self.heartbeat.discard(socket)
@@ -90,16 +92,19 @@ class GalaxyNamespace(Namespace):
         return {"user": {"user_id": user.user_id, "email": user.email, "permissions": list(user.permissions), "expires_at": user.expires_at}}
 
     async def on_recover(self, socket: Socket, state: dict, rooms: set[str]) -> set[str]:
-        """Restore the user while its token is still valid; keep only rooms it may still join."""
+        """Restore the user (the one of a token sent with this CONNECT, which on_connected signs
+        in, else the saved one while its token is valid); keep only rooms it may still join."""
         saved = state.get("user")
-        user = None
-        if saved and saved["expires_at"] > time.time():
+        user = socket.data.get("pending_user")
+        if user is None and saved and saved["expires_at"] > time.time():
             candidate = Principal(saved["user_id"], saved["email"], tuple(saved["permissions"]), saved["expires_at"])
             if await self.connection_limit.acquire(candidate.user_id, socket.sid):
                 user = candidate
                 socket.data["user"] = user
                 delay = user.expires_at - time.time()
                 socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket)
+        elif user is None and saved:
+            socket.data["expired_while_away"] = True  # said once connected, as a live expiry is
         self.heartbeat.add(socket)
         allowed = set()
         for room in rooms:

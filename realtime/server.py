@@ -265,19 +265,20 @@ class SocketIOServer:
         auth = dict(packet.data) if isinstance(packet.data, dict) else None
         pid, offset = (auth.pop("pid", None), auth.pop("offset", None)) if auth is not None else (None, None)
         socket = Socket(self, session, packet.namespace)
+        # Decided first, recovering or not (as Node's middlewares run for a recovered socket):
+        # a token sent with this CONNECT is checked, and a recovery restores what it allows.
+        try:
+            await namespace.on_connect(socket, auth)
+        except ConnectionRefused as exc:
+            body = {"message": exc.message} if exc.data is None else {"message": exc.message, "data": exc.data}
+            await self._refuse(session, conn, packet.namespace, body)
+            return
         missed = await self._recover(socket, namespace, pid, offset) if pid is not None else None
         if pid is not None:
             if missed is None:
                 self.not_recovered += 1
             else:
                 self.recovered += 1
-        if missed is None:
-            try:
-                await namespace.on_connect(socket, auth)
-            except ConnectionRefused as exc:
-                body = {"message": exc.message} if exc.data is None else {"message": exc.message, "data": exc.data}
-                await self._refuse(session, conn, packet.namespace, body)
-                return
         if session.closed:
             return  # the client left while the namespace was deciding; nothing to register
         conn.sockets[packet.namespace] = socket
@@ -310,6 +311,7 @@ class SocketIOServer:
         saved_rooms = set(state.get("rooms", []))
         if await self.event_log.since(offset, socket.namespace, saved_rooms) is None:
             return None  # the log no longer reaches back to the client's offset
+        decided = dict(socket.data)  # on_connect's: kept if recovery fails after all
         socket.recovering = []  # from the first join on, live frames wait for the replay
         # Its old ids from here on: what on_recover holds (the user's connection slot) is held
         # under the sid its disconnect will give back.
@@ -322,7 +324,7 @@ class SocketIOServer:
         if missed is None:  # trimmed in the last milliseconds: undo, the client starts afresh
             await self.fanout.leave_all(socket)
             await namespace.on_disconnect(socket, "recovery failed")
-            socket.recovering, socket.data = None, {}
+            socket.recovering, socket.data = None, decided
             socket.sid, socket.pid = fresh_ids
             return None
         socket.recovered = True

@@ -12,6 +12,7 @@ import json
 import shutil
 
 import pytest
+from websockets.asyncio.client import connect as websockets_connect
 
 from tests.auth.clients import Client
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV, emit_via_server
@@ -176,3 +177,60 @@ async def test_recoveries_give_back_their_connection_slots(server):
         assert (await fresh.next("authenticated"))["userId"] == user
     finally:
         await fresh.close()
+
+
+async def _socket(server, connect: dict) -> tuple:
+    """A raw WebSocket client's CONNECT with `connect` as its auth: (ws, sid, pid, offset)."""
+    ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
+    assert (await ws.recv()).startswith("0")
+    await ws.send("40" + json.dumps(connect))
+    reply = await asyncio.wait_for(ws.recv(), 10)
+    assert reply.startswith("40{"), reply
+    ids = json.loads(reply[2:])
+    connected = await _next_event(ws, "connected")
+    return ws, ids["sid"], ids.get("pid"), connected[2]
+
+
+async def _next_event(ws, name: str, within: float = 10) -> list:
+    while True:
+        frame = await asyncio.wait_for(ws.recv(), within)
+        if frame.startswith("42") and json.loads(frame[2:])[0] == name:
+            return json.loads(frame[2:])
+
+
+async def test_a_token_sent_with_a_recovery_signs_in_the_socket_whose_token_expired_meanwhile(server):
+    """socket.io-client sends its `auth` on every reconnection: a fresh token there is checked
+    (as a Node middleware would) and signs the recovered socket in, private rooms kept."""
+    user = "1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"
+    short = manage(server.env, "mint_token", "--user", user, "--ttl", "2").stdout.strip()
+    fresh = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    ws, sid, pid, offset = await _socket(server, {"token": short})
+    await _next_event(ws, "authenticated")
+    ws.transport.abort()  # the network drops
+    await asyncio.sleep(3)  # the short token expires meanwhile
+    ws, again, _, _ = await _socket(server, {"token": fresh, "pid": pid, "offset": offset})
+    try:
+        assert again == sid  # recovered
+        assert (await _next_event(ws, "authenticated"))[1]["userId"] == user
+        await emit_via_server(server, f"user:{user}", "notification", {"still": "mine"})
+        assert (await _next_event(ws, "notification"))[1] == {"still": "mine"}
+    finally:
+        await ws.close()
+
+
+async def test_a_recovered_socket_whose_token_expired_meanwhile_is_told(server):
+    """Signed in with the `authenticate` event, so no token comes with the reconnection: it is
+    recovered anonymous and told `auth_error {error: "token expired"}`, as a live socket is."""
+    user = "2c3d4e5f-6071-4829-93a4-b5c6d7e8f901"
+    short = manage(server.env, "mint_token", "--user", user, "--ttl", "2").stdout.strip()
+    ws, sid, pid, offset = await _socket(server, {})
+    await ws.send(json.dumps(["authenticate", {"token": short}]).join(["42", ""]))
+    await _next_event(ws, "authenticated")
+    ws.transport.abort()
+    await asyncio.sleep(3)
+    ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
+    try:
+        assert again == sid
+        assert (await _next_event(ws, "auth_error"))[1] == {"error": "token expired"}
+    finally:
+        await ws.close()
