@@ -253,6 +253,10 @@ def ledger_of(token: str) -> int:
     return int(token.split("-")[0]) >> 32
 
 
+# The cursor of a market seen without any trade: Horizon pages trades after it from the start.
+BEFORE_ANY_TRADE = "0-0"
+
+
 def token_order(token: str) -> tuple[int, int]:
     head, _, tail = token.partition("-")
     return int(head), int(tail or 0)
@@ -306,6 +310,8 @@ def market_compare(*, name: str, data: MarketData, previous: dict | None, now_ms
         # A first look: the latest trade gives the price and the cursor; history is not news.
         if data.trades:
             cursor, last_price = data.trades[-1].token, data.trades[-1].price
+        else:  # no history at all: every trade from here on is news, the very first ones too
+            cursor = BEFORE_ANY_TRADE
     else:
         for trade in data.trades:
             if cursor is not None and token_order(trade.token) <= token_order(cursor):

@@ -66,6 +66,19 @@ async def test_a_subscriber_gets_the_snapshot_then_each_trade_once_prices_and_bo
     assert book_sequences == list(range(book_sequences[0], book_sequences[0] + len(book_sequences)))
 
 
+async def test_the_first_trades_of_a_market_without_any_are_each_sent(server, horizon, inbox):
+    """A market seen with no trade at all: its first trades are news like any later one (they
+    were once taken for history, and only the price said they happened)."""
+    pair, pair_script = await create_pair(horizon)
+    await script(pair_script.book, [["0.99", "10"]], [["1.01", "10"]])  # a price (the mid), no trade
+    await inbox.call("market:subscribe", {"pairs": [pair.name]})
+    await inbox.wait_for("market:price_update", lambda d: d["pair"] == pair.name)
+    made = [await script(pair_script.trade, price, "1") for price in ("1.00", "1.01", "1.02")]
+    await inbox.wait_for("market:price_update", lambda d: d["pair"] == pair.name and d["price"] == 1.02)
+    await inbox.wait_for("market:trade", lambda d: d["id"] == made[-1]["paging_token"])
+    assert [t["id"] for t in inbox.of("market:trade", pair.name)] == [m["paging_token"] for m in made]
+
+
 async def test_nothing_arrives_for_pairs_not_subscribed(server, horizon, inbox):
     other, other_script = await create_pair(horizon)
     watcher = await Inbox().connect(server.url)
