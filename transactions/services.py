@@ -222,6 +222,7 @@ def _settle(tracked: TrackedTransaction, record: dict) -> None:
     tracked.paging_token = str(record.get("paging_token", ""))
     if record.get("successful"):
         tracked.status, tracked.confirmed_at = Status.CONFIRMED, at
+        tracked.failed_at, tracked.error_code, tracked.error = None, "", ""  # a timeout's guess, now wrong
     else:
         tx_code, op_codes = horizon.result_codes(record.get("result_xdr", ""))
         tracked.status, tracked.failed_at = Status.FAILED, at
@@ -276,7 +277,8 @@ class CursorMoved(Exception):
 def wallet_record_page(*, wallet_id: str, since: str, records: list[dict]) -> str:
     """Record a page of the account's transactions (oldest first) and move the cursor past it, in
     one database transaction; the new cursor. New transactions become rows already settled; a
-    pending row of ours is settled; a row already settled is left (its event went out)."""
+    pending row of ours is settled, and so is one we timed out that reached a ledger after all;
+    a row Horizon settled is left (its event went out)."""
     if not records:
         return since
     with transaction.atomic():
@@ -290,8 +292,8 @@ def wallet_record_page(*, wallet_id: str, since: str, records: list[dict]) -> st
                 tracked = TrackedTransaction(hash=record["hash"], wallet=wallet, user_id=wallet.owner_id, network=wallet.network,
                                              from_address=movement.from_address, to_address=movement.to_address,
                                              amount=movement.amount, asset=movement.asset)
-            elif tracked.status != Status.PENDING:
-                continue
+            elif tracked.status != Status.PENDING and not (tracked.error_code == TIMEOUT_CODE and tracked.ledger is None):
+                continue  # settled by Horizon, its event out; a timeout was only our guess: corrected
             _settle(tracked, record)
             tracked.save()
             _settled_on_commit(tracked)

@@ -101,6 +101,25 @@ async def test_a_never_included_transaction_times_out(server, wallets):
         await alice.close()
 
 
+async def test_a_timed_out_transaction_that_reaches_a_ledger_after_all_is_confirmed(server, horizon, wallets):
+    """tx_timeout is our guess (no ledger by the deadline), not Horizon's verdict: when the
+    wallet's transactions show it in a ledger later, the user hears transaction:confirmed and
+    its status reads confirmed (it stayed failed, while the payee's side said confirmed)."""
+    alice = await signed_in(server, ALICE)
+    try:
+        wallet, tx_hash = wallets["alice2"], new_hash()
+        await horizon.watched(wallet["key"])
+        assert (await post(server, "/api/transactions/", ALICE, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
+        assert (await alice.next("transaction:failed", timeout=DEADLINE_SECONDS + 8))["errorCode"] == "tx_timeout"
+        record = await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "1", hash=tx_hash)
+        confirmed = await alice.next("transaction:confirmed", timeout=15)
+        assert confirmed["hash"] == tx_hash and confirmed["blockNumber"] == record["ledger"]
+        status = await alice.call("transaction:get_status", {"hash": tx_hash})
+        assert status["status"] == "confirmed" and not status.get("errorCode"), status
+    finally:
+        await alice.close()
+
+
 async def test_a_payment_made_elsewhere_to_a_subscribed_wallet_appears_once_and_in_history(server, horizon, wallets):
     bob = await signed_in(server, BOB)
     try:
