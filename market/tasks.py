@@ -81,9 +81,16 @@ def market_poll_pair(pair_id: int) -> dict:
 
 
 class InProcessFeed:
-    """The feed inside the server process (no Redis, so no Celery): the same claim, poll, emit."""
+    """The feed inside the server process (no Redis, so no Celery): the same claim, poll, emit.
+
+    Each pair's poll is a task of its own, as each is a Celery task in production: a pair whose
+    Horizon hangs (each pair may have its own) holds up nobody else's updates.
+    """
 
     _task: asyncio.Task | None = None
+
+    def __init__(self) -> None:
+        self._polling: dict[str, asyncio.Task] = {}  # pair name -> its poll still running
 
     @classmethod
     def ensure_running(cls) -> None:
@@ -95,10 +102,18 @@ class InProcessFeed:
         while True:
             try:
                 for pair in await sync_to_async(services.feed_claim_due_pairs)():
-                    await self.poll(pair)
+                    if pair.name not in self._polling:  # still at its last poll: it waits its turn
+                        self._polling[pair.name] = task = asyncio.ensure_future(self._poll_logged(pair))
+                        task.add_done_callback(lambda _, name=pair.name: self._polling.pop(name, None))
             except Exception:  # a bug or a database hiccup must not end the feed
                 logger.exception("market feed tick failed")
             await asyncio.sleep(settings.MARKET_MIN_POLL_INTERVAL)
+
+    async def _poll_logged(self, pair: MarketPair) -> None:
+        try:
+            await self.poll(pair)
+        except Exception:
+            logger.exception("market feed: polling %s failed", pair.name)
 
     async def poll(self, pair: MarketPair) -> dict:
         try:
