@@ -94,9 +94,17 @@ class AutomationAdmin(admin.ModelAdmin):
         self.switch(request, queryset, services.automation_disable, "disabled")
 
     def switch(self, request, queryset, change, done: str) -> None:
+        count, refused = 0, []
         with transaction.atomic():
-            count = sum(1 for automation in queryset if change(automation=automation))
+            for automation in queryset:
+                try:
+                    change(automation=automation)
+                    count += 1
+                except RealtimeError as exc:  # one that fired maxExecutions times
+                    refused.append(f"{automation.name}: {exc.message}")
         self.message_user(request, f"{count} automation(s) {done}.", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
 
 
 @admin.register(AutomationRun)

@@ -97,9 +97,17 @@ def automation_update(*, automation: Automation, changes: dict[str, Any]) -> Aut
     return automation
 
 
+class AutomationCompleted(RealtimeError):
+    code = "automation_completed"
+    default_message = "it has fired maxExecutions times: raise maxExecutions to enable it again"
+
+
 def automation_enable(*, automation: Automation) -> Automation:
     """Active from the next price update; the condition is re-established there, so a price that
-    already stands past the threshold does not fire until it crosses again."""
+    already stands past the threshold does not fire until it crosses again. One that has fired
+    maxExecutions times is refused: active, it would never fire (the engine completes it)."""
+    if automation.max_executions is not None and automation.trigger_count >= automation.max_executions:
+        raise AutomationCompleted()
     automation.status = Automation.Status.ACTIVE
     automation.condition_met = None
     with transaction.atomic():

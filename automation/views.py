@@ -21,6 +21,7 @@ from .serializers import (MAX_PAGE_SIZE, PAGE_SIZE, AutomationCreateSerializer, 
 TAG = ["automations"]
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="no automation of that id is yours: {code: not_found, message}")
 TOO_LARGE = OpenApiResponse(DetailSerializer, description="the body is over DATA_UPLOAD_MAX_MEMORY_SIZE")
+COMPLETED = OpenApiResponse(ErrorSerializer, description="enable: it fired maxExecutions times: {code: automation_completed, message}")
 # What every operation here may answer besides its success (401: no token, or a bad one).
 READ = {401: UNAUTHENTICATED, 404: NOT_FOUND}
 WRITE = {400: FIELD_ERRORS, 401: UNAUTHENTICATED, 404: NOT_FOUND, 413: TOO_LARGE}
@@ -109,13 +110,16 @@ class AutomationEnableView(APIView):
 
     change = staticmethod(services.automation_enable)
 
-    @extend_schema(tags=TAG, request=None, responses={200: AutomationSerializer, **READ})
+    @extend_schema(tags=TAG, request=None, responses={200: AutomationSerializer, **READ, 409: COMPLETED})
     def post(self, request, automation_id: str):
         try:
             automation = selectors.automation_of(automation_id=automation_id, **caller(request))
         except RealtimeError as exc:
             return not_found(exc)
-        return Response(services.status_of(self.change(automation=automation)))
+        try:
+            return Response(services.status_of(self.change(automation=automation)))
+        except services.AutomationCompleted as exc:
+            return Response(exc.body(), status=status.HTTP_409_CONFLICT)
 
 
 class AutomationDisableView(AutomationEnableView):

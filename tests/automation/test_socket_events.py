@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from tests.auth.clients import Client
-from tests.automation.api_stand import (ADMIN, ALICE, BOB, create, env, make_wallet, rest, server, signed_in,  # noqa: F401
-                                        wallets)
+from tests.automation.api_stand import (ADMIN, ALICE, BOB, create, env, make_wallet, rest, run_django, server,  # noqa: F401
+                                        signed_in, wallets)
 
 
 async def test_enable_and_disable_answer_by_ack_and_reply_and_reach_the_room(server, wallets):
@@ -75,6 +75,25 @@ async def test_subscribe_and_unsubscribe_say_subscribed_and_unsubscribed_per_roo
         await alice.emit("automation:unsubscribe", {"automationIds": [mine["automationId"]]})
         said = await alice.next("unsubscribed")
         assert said["room"] == room and isinstance(said["timestamp"], int)
+    finally:
+        await alice.close()
+
+
+async def test_an_automation_that_fired_max_executions_times_is_not_enabled_again(server, env, wallets):
+    """Enabled as it is, it would say active and never fire (the engine completes it at once):
+    refused with automation_completed, by socket and REST alike, until maxExecutions is raised."""
+    made = await create(server, ALICE, wallets["alice"], maxExecutions=1)
+    run_django(env, "from automation.models import Automation\n"  # as the engine leaves it after one run
+                    f"Automation.objects.filter(id={made['automationId']!r}).update(trigger_count=1, status='completed')")
+    alice = await signed_in(server, ALICE)
+    try:
+        ack = await alice.call("automation:enable", {"automationId": made["automationId"]})
+        assert ack["ok"] is False and ack["error"]["code"] == "automation_completed", ack
+        status, body = await rest(server, "POST", f"/api/automations/{made['automationId']}/enable", ALICE)
+        assert (status, body["code"]) == (409, "automation_completed")
+        await rest(server, "PATCH", f"/api/automations/{made['automationId']}", ALICE, {"maxExecutions": 2})
+        ack = await alice.call("automation:enable", {"automationId": made["automationId"]})
+        assert ack["ok"] is True and ack["status"] == "active"
     finally:
         await alice.close()
 
