@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from asgiref.sync import sync_to_async
 
 from realtime.api import EventConsumer, EventRequest, RealtimeError, emit, now_ms, validate
 
@@ -28,10 +27,6 @@ def pair_room(pair: str) -> str:
 
 def orderbook_room(pair: str) -> str:
     return f"market:{pair}:orderbook"
-
-
-async def count_subscriber(name: str, delta: int) -> None:
-    await sync_to_async(services.pair_subscribers_change)(name=name, delta=delta)
 
 
 async def current_snapshot(pair: MarketPair) -> tuple[dict | None, bool]:
@@ -94,7 +89,6 @@ class MarketConsumer(EventConsumer):
                 continue
             await request.join(pair_room(name))
             await request.emit("subscribed", {"room": pair_room(name), "timestamp": now_ms()})
-            await count_subscriber(name, +1)
             accepted.append(pair)
         details = [{"pair": name, **exc.body()} for name, exc in rejected]
         if not accepted:
@@ -117,7 +111,6 @@ class MarketConsumer(EventConsumer):
         for name in names:  # a pair disabled since must still be left
             await request.leave(pair_room(name))
             await request.emit("unsubscribed", {"room": pair_room(name), "timestamp": now_ms()})
-            await count_subscriber(name, -1)
         return {"pairs": names, "rejected": []}
 
     async def subscribe_orderbook(self, request: EventRequest) -> dict:
@@ -126,7 +119,6 @@ class MarketConsumer(EventConsumer):
         room = orderbook_room(pair.name)
         await request.join(room)
         await request.emit("subscribed", {"room": room, "timestamp": now_ms()})
-        await count_subscriber(pair.name, +1)
         try:
             stored, broadcast = await current_snapshot(pair)
         except MarketDataUnavailable:
@@ -140,7 +132,6 @@ class MarketConsumer(EventConsumer):
         room = orderbook_room(name)
         await request.leave(room)
         await request.emit("unsubscribed", {"room": room, "timestamp": now_ms()})
-        await count_subscriber(name, -1)
         return {"pair": name, "room": room}
 
     async def get_snapshot(self, request: EventRequest) -> dict:

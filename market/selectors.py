@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils.module_loading import import_string
 
-from realtime.api import occupied_rooms
+from realtime.api import occupied_rooms, room_members
 
 from .errors import PairNotFound, PairUnavailable
 from .models import MarketPair
@@ -26,10 +26,6 @@ def snapshot_key(name: str) -> str:
 
 def pair_state_key(name: str) -> str:
     return f"market:feed:pair:{name}"
-
-
-def subscribers_key(name: str) -> str:
-    return f"market:subscribers:{name}"
 
 
 def spend_key(hour: int) -> str:
@@ -137,6 +133,7 @@ def feed_budget() -> dict:
     pairs = active_pairs()
     hour = int(now // 3600)
     pause = cache.get(PAUSE_KEY) or {}
+    members = room_members() or {}
     return {
         "mode": settings.MARKET_FEED_MODE,
         "runner": "in-process" if settings.MARKET_FEED_IN_PROCESS else "celery",
@@ -155,7 +152,8 @@ def feed_budget() -> dict:
         "pairs": {
             pair.name: {
                 **{k: v for k, v in feed_pair_state(pair.name).items()},
-                "subscribers": cache.get(subscribers_key(pair.name), 0),
+                # sockets in its rooms, the order book's counted too, cluster-wide
+                "subscribers": members.get(f"market:{pair.name}", 0) + members.get(f"market:{pair.name}:orderbook", 0),
                 "sequence": (snapshot(pair.name) or {}).get("sequence"),
             }
             for pair in pairs

@@ -448,22 +448,6 @@ def feed_record_beat(*, now: float | None = None) -> None:
     cache.set(selectors.BEAT_KEY, time.time() if now is None else now, None)
 
 
-def pair_subscribers_change(*, name: str, delta: int) -> int:
-    """The count of market:* subscriptions to a pair (see selectors.active_pairs for its limits)."""
-    key = selectors.subscribers_key(name)
-    cache.add(key, 0, None)
-    try:
-        value = cache.incr(key, delta)
-    except ValueError:
-        cache.set(key, max(0, delta), None)
-        return max(0, delta)
-    if value < 0:
-        cache.set(key, 0, None)
-        value = 0
-    return value
-
-
-
 # -- streaming mode: Horizon's SSE streams say when to look again -------------------------------
 
 async def market_stream_changes(*, pair: MarketPair, changed: asyncio.Event) -> None:

@@ -3,7 +3,7 @@ shapes of our errors for their REST views."""
 
 from .consumers import EventConsumer, EventRequest, now_ms, validate
 from .emit import emit, emit_sync
-from .metrics import occupied_rooms
+from .metrics import occupied_rooms, room_members
 from .permissions import forget_room_owner
 from .schema import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, ErrorSerializer
 from .serializers import StrictCharField, StrictRegexField
@@ -11,5 +11,5 @@ from .errors import AuthRequired, Forbidden, InvalidPayload, NotFound, RealtimeE
 
 __all__ = [
     "FIELD_ERRORS", "UNAUTHENTICATED", "AuthRequired", "DetailSerializer", "ErrorSerializer", "EventConsumer", "EventRequest", "Forbidden", "InvalidPayload", "NotFound",
-    "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_sync", "forget_room_owner", "occupied_rooms", "now_ms", "validate",
+    "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_sync", "forget_room_owner", "occupied_rooms", "now_ms", "room_members", "validate",
 ]

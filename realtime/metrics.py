@@ -210,15 +210,15 @@ def prometheus(snapshots: list[dict], extra: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def occupied_rooms() -> set[str] | None:
-    """Rooms with at least one member anywhere in the cluster, as of the nodes' last published
+def room_members() -> dict[str, int] | None:
+    """Members of each room with any, summed over the cluster, as of the nodes' last published
     snapshots (at most PUBLISH_SECONDS old); None when that cannot be known (no server has
     published, or Redis is unreachable): callers should then assume every room may be in use.
 
     Sync, for Celery tasks and services; in a server process without Redis, this process's rooms.
     """
     if not settings.REDIS_URL:
-        return set(_current.snapshot()["rooms"]) if _current is not None else None
+        return dict(_current.snapshot()["rooms"]) if _current is not None else None
     import redis
 
     try:
@@ -231,4 +231,13 @@ def occupied_rooms() -> set[str] | None:
         return None
     if not snapshots:
         return None
-    return {room for snap in snapshots for room, members in snap["rooms"].items() if members}
+    members = Counter()
+    for snap in snapshots:
+        members.update(snap["rooms"])
+    return {room: count for room, count in members.items() if count}
+
+
+def occupied_rooms() -> set[str] | None:
+    """The rooms of room_members(): those with a member anywhere (None: unknown)."""
+    members = room_members()
+    return None if members is None else set(members)

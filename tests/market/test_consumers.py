@@ -3,6 +3,8 @@ in-memory layer) against the local Horizon, driven by python-socketio clients.""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -151,3 +153,23 @@ async def test_feed_schedule_and_spend_are_served(server, horizon, inbox):
             feed = await response.json()
     assert feed["runner"] == "in-process" and feed["requestsPerHour"] == 1_000_000
     assert "XLM_USDC" in feed["activePairs"] and feed["spentThisHour"] > 0 and feed["pollIntervalSeconds"] >= 0.2
+
+
+async def test_the_feeds_subscriber_count_follows_sockets_that_leave_without_unsubscribing(server, horizon, inbox):
+    """`subscribers` is the sockets in the pair's rooms now: one that disconnects (most do,
+    rather than unsubscribe) stops counting (a running count only ever grew)."""
+    async def subscribers() -> int:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.url}/api/market/feed") as response:
+                return (await response.json())["pairs"]["XLM_USDC"]["subscribers"]
+
+    await inbox.call("market:subscribe", {"pairs": ["XLM_USDC"]})
+    other = await Inbox().connect(server.url)
+    await other.call("market:subscribe", {"pairs": ["XLM_USDC"]})
+    assert await subscribers() == 2
+    await other.close()
+    for _ in range(50):
+        if await subscribers() == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert await subscribers() == 1

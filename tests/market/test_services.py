@@ -264,14 +264,6 @@ def test_a_pair_cannot_be_enabled_without_its_issuer():
     btc.full_clean()
 
 
-def test_subscriber_count_never_goes_below_zero():
-    name = f"CNT{time.time_ns() % 10**6}_USDC"
-    assert services.pair_subscribers_change(name=name, delta=1) == 1
-    assert services.pair_subscribers_change(name=name, delta=-1) == 0
-    assert services.pair_subscribers_change(name=name, delta=-1) == 0
-    cache.delete(selectors.subscribers_key(name))
-
-
 def test_only_pairs_someone_is_subscribed_to_are_polled(horizon):
     watched, _ = make_pair(horizon)
     book_only, _ = make_pair(horizon)
