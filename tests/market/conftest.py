@@ -26,6 +26,7 @@ from market import selectors  # noqa: E402
 from market.models import MarketPair  # noqa: E402
 from tests.horizon.server import TEST_RATE_LIMIT, HorizonThread  # noqa: E402
 from tests.horizon.world import USDC_TESTNET  # noqa: E402
+from tests.servers import ROOT, start_daphne  # noqa: E402
 
 USDC = f"USDC:{USDC_TESTNET}"
 XLM_USDC = ("native", USDC)
@@ -128,3 +129,15 @@ async def in_thread(fn, *args, **kwargs):
 
 async def create_pair(horizon, **kwargs) -> tuple[MarketPair, Script]:
     return await in_thread(make_pair, horizon, **kwargs)
+
+
+def start_embedded_server(horizon, log_name: str, request_timeout: str):
+    """daphne on the embedded default (in-process feed, in-memory layer), polling every 0.2 s
+    with an unlimited Horizon budget; `request_timeout` is HORIZON_REQUEST_TIMEOUT."""
+    return start_daphne("galaxy.asgi:application", {
+        "DATABASE_URL": database_url(),
+        "STELLAR_HORIZON_URL": horizon.url,
+        "MARKET_MIN_POLL_INTERVAL": "0.2",
+        "HORIZON_REQUESTS_PER_HOUR": "1000000",
+        "HORIZON_REQUEST_TIMEOUT": request_timeout,
+    }, ROOT / "artifacts" / log_name)

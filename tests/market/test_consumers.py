@@ -8,22 +8,15 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.market.conftest import XLM_USDC, Script, create_pair, database_url, in_thread
+from tests.market.conftest import XLM_USDC, Script, create_pair, in_thread, start_embedded_server
 from tests.market.inbox import Inbox
-from tests.servers import ROOT, start_daphne
 
 PRICE_FIELDS = {"pair", "price", "volume", "change24h", "timestamp", "sequence"}
 
 
 @pytest.fixture(scope="module")
 def server(horizon, database):
-    srv = start_daphne("galaxy.asgi:application", {
-        "DATABASE_URL": database_url(),
-        "STELLAR_HORIZON_URL": horizon.url,
-        "MARKET_MIN_POLL_INTERVAL": "0.2",
-        "HORIZON_REQUESTS_PER_HOUR": "1000000",
-        "HORIZON_REQUEST_TIMEOUT": "1",
-    }, ROOT / "artifacts" / "market-server-memory.log")
+    srv = start_embedded_server(horizon, "market-server-memory.log", request_timeout="1")
     yield srv
     srv.stop()
 

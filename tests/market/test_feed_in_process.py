@@ -11,20 +11,13 @@ import socket
 import pytest
 
 from market.models import MarketPair
-from tests.market.conftest import create_pair, database_url, in_thread
+from tests.market.conftest import create_pair, in_thread, start_embedded_server
 from tests.market.inbox import Inbox
-from tests.servers import ROOT, start_daphne
 
 
 @pytest.fixture(scope="module")
 def server(horizon, database):
-    srv = start_daphne("galaxy.asgi:application", {
-        "DATABASE_URL": database_url(),
-        "STELLAR_HORIZON_URL": horizon.url,
-        "MARKET_MIN_POLL_INTERVAL": "0.2",
-        "HORIZON_REQUESTS_PER_HOUR": "1000000",
-        "HORIZON_REQUEST_TIMEOUT": "120",
-    }, ROOT / "artifacts" / "market-server-in-process-feed.log")
+    srv = start_embedded_server(horizon, "market-server-in-process-feed.log", request_timeout="120")
     yield srv
     srv.stop()
 
