@@ -21,7 +21,13 @@ PASSPHRASES = {"testnet": Network.TESTNET_NETWORK_PASSPHRASE, "public": Network.
 
 
 class HorizonUnavailable(Exception):
-    """Horizon failed: an HTTP error, a timeout, no connection, or an unreadable answer."""
+    """Horizon failed: an HTTP error, a timeout, no connection, or an unreadable answer.
+    `rate_limited`: a 429, after which nothing should be asked for `retry_after` seconds (None:
+    Horizon did not say)."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.rate_limited, self.retry_after = rate_limited, retry_after
 
 
 class SubmissionRejected(Exception):
@@ -38,8 +44,20 @@ def _client() -> AiohttpClient:
 
 def _unavailable(exc: Exception) -> HorizonUnavailable:
     if isinstance(exc, BaseHorizonError):
-        return HorizonUnavailable(f"Horizon answered {exc.status}: {(exc.title or exc.detail or '')[:200]}")
+        rate_limited = exc.status == 429
+        return HorizonUnavailable(f"Horizon answered {exc.status}: {(exc.title or exc.detail or '')[:200]}",
+                                  rate_limited=rate_limited, retry_after=_retry_after(exc) if rate_limited else None)
     return HorizonUnavailable(f"Horizon unreachable: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _retry_after(exc: BaseHorizonError) -> float | None:
+    """Horizon's Retry-After in seconds (what it sends with a 429), if any."""
+    response = exc.args[0] if exc.args else None
+    headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
+    try:
+        return max(0.0, float(headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
 
 
 async def fetch_transaction(tx_hash: str) -> dict | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
 from .errors import WalletNotFound
@@ -58,3 +61,11 @@ def followed_wallet_ids() -> list[str]:
     """
     return [str(pk) for pk in Wallet.objects.filter(status=Wallet.Status.ACTIVE, network=settings.STELLAR_NETWORK)
             .values_list("pk", flat=True)]
+
+
+# Until when (epoch seconds) the watcher asks Horizon nothing, after a 429.
+WATCHER_PAUSE_KEY = "transactions:watcher:paused-until"
+
+
+def watcher_paused() -> bool:
+    return (cache.get(WATCHER_PAUSE_KEY) or 0) > time.time()

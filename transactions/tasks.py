@@ -54,7 +54,11 @@ def announce_now_sync(tracked) -> None:
 
 @shared_task(name="transactions.watch_tick", ignore_result=True)
 def watch_tick() -> None:
-    """Beat: one check per pending hash, one follow per active wallet, then what is owed."""
+    """Beat: one check per pending hash, one follow per active wallet, then what is owed
+    (no Horizon work while it rate-limits us)."""
+    if selectors.watcher_paused():
+        announce_owed.delay()
+        return
     for tx_hash in selectors.pending_hashes():
         check_pending.delay(tx_hash)
     for wallet_id in selectors.followed_wallet_ids():
@@ -67,6 +71,8 @@ def check_pending(tx_hash: str) -> dict:
     try:
         changed = async_to_sync(services.pending_acheck)(tx_hash=tx_hash)
     except HorizonUnavailable as exc:
+        if exc.rate_limited:
+            services.watcher_pause(exc=exc)
         logger.warning("transactions: %s not checked (%s); the next pass retries", tx_hash, exc)
         return {"hash": tx_hash, "ok": False, "error": str(exc)}
     return {"hash": tx_hash, "ok": True, "changed": changed, "events": announce_owed_sync() if changed else []}
@@ -77,6 +83,8 @@ def follow_wallet(wallet_id: str) -> dict:
     try:
         recorded = async_to_sync(services.wallet_afollow)(wallet_id=wallet_id)
     except HorizonUnavailable as exc:
+        if exc.rate_limited:
+            services.watcher_pause(exc=exc)
         logger.warning("transactions: wallet %s not followed (%s); the next pass retries", wallet_id, exc)
         return {"wallet": wallet_id, "ok": False, "error": str(exc)}
     if recorded is None:
@@ -110,17 +118,28 @@ class InProcessWatcher:
             await asyncio.sleep(settings.TRANSACTION_POLL_INTERVAL)
 
     async def one_pass(self) -> None:
+        if not await sync_to_async(selectors.watcher_paused)():
+            await self.ask_horizon()
+        await announce_owed_async()
+
+    async def ask_horizon(self) -> None:
+        """Each pending hash, then each followed wallet; a 429 pauses the watcher and ends the pass."""
         for tx_hash in await sync_to_async(selectors.pending_hashes)():
             try:
                 await services.pending_acheck(tx_hash=tx_hash)
             except HorizonUnavailable as exc:
                 logger.warning("transactions: %s not checked (%s); the next pass retries", tx_hash, exc)
+                if exc.rate_limited:
+                    await sync_to_async(services.watcher_pause)(exc=exc)
+                    return
         for wallet_id in await sync_to_async(selectors.followed_wallet_ids)():
             try:
                 await services.wallet_afollow(wallet_id=wallet_id)
             except HorizonUnavailable as exc:
                 logger.warning("transactions: wallet %s not followed (%s); the next pass retries", wallet_id, exc)
-        await announce_owed_async()
+                if exc.rate_limited:
+                    await sync_to_async(services.watcher_pause)(exc=exc)
+                    return
 
 
 async def announce_owed_async() -> None:
