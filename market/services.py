@@ -64,6 +64,11 @@ class HorizonUnavailable(Exception):
 
 # -- Horizon clients: every request is counted against the budget, with its rate-limit headers --
 
+# A 429 without Retry-After or rate-limit headers: wait a minute, a sixtieth of Horizon's window
+# (the market feed's pause, and the transaction watcher's).
+RATE_LIMIT_DEFAULT_PAUSE = 60.0
+
+
 def retry_after_seconds(headers: dict, now: float | None = None) -> float | None:
     """Retry-After (seconds or an HTTP date), else X-RateLimit-Reset when nothing remains."""
     lowered = {k.lower(): v for k, v in headers.items()}

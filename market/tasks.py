@@ -29,8 +29,6 @@ BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 300.0
 # How long a poll task keeps retrying an emit through a channel-layer (Redis) fault.
 EMIT_RETRY_SECONDS = 300.0
-# A 429 without Retry-After or rate-limit headers: wait a minute, a sixtieth of Horizon's window.
-RATE_LIMIT_DEFAULT_PAUSE = 60.0
 
 
 def backoff_seconds(failures: int) -> float:
@@ -42,7 +40,7 @@ def handle_poll_failure(pair: MarketPair, exc: HorizonUnavailable) -> dict:
     failures = selectors.feed_pair_state(pair.name).get("failures", 0) + 1
     delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(failures)
     if exc.rate_limited:
-        services.feed_pause(seconds=exc.retry_after if exc.retry_after is not None else RATE_LIMIT_DEFAULT_PAUSE, reason=str(exc))
+        services.feed_pause(seconds=exc.retry_after if exc.retry_after is not None else services.RATE_LIMIT_DEFAULT_PAUSE, reason=str(exc))
     services.feed_record_failure(name=pair.name, delay=delay, error=str(exc))
     logger.warning("market feed: %s failed (%s); next try in %.1f s", pair.name, exc, delay)
     return {"pair": pair.name, "ok": False, "error": str(exc), "retryIn": delay}

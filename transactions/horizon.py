@@ -15,6 +15,8 @@ from stellar_sdk.client.aiohttp_client import AiohttpClient
 from stellar_sdk.exceptions import BaseHorizonError, BaseRequestError, NotFoundError
 from stellar_sdk.xdr import OperationResultCode, TransactionResult, TransactionResultCode
 
+from market.services import retry_after_seconds
+
 # Horizon returns at most 200 records a page (and the history event's limit is capped to it).
 PAGE = 200
 PASSPHRASES = {"testnet": Network.TESTNET_NETWORK_PASSPHRASE, "public": Network.PUBLIC_NETWORK_PASSPHRASE}
@@ -51,13 +53,8 @@ def _unavailable(exc: Exception) -> HorizonUnavailable:
 
 
 def _retry_after(exc: BaseHorizonError) -> float | None:
-    """Horizon's Retry-After in seconds (what it sends with a 429), if any."""
-    response = exc.args[0] if exc.args else None
-    headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
-    try:
-        return max(0.0, float(headers["retry-after"]))
-    except (KeyError, ValueError):
-        return None
+    """What Horizon's 429 says to wait, read as the market feed reads it."""
+    return retry_after_seconds(getattr(exc.args[0] if exc.args else None, "headers", None) or {})
 
 
 async def fetch_transaction(tx_hash: str) -> dict | None:

@@ -24,6 +24,8 @@ from django.utils import timezone as dj_timezone
 from stellar_sdk import FeeBumpTransactionEnvelope, Keypair, TransactionEnvelope
 from stellar_sdk.exceptions import BadSignatureError
 
+from market.services import RATE_LIMIT_DEFAULT_PAUSE
+
 from . import horizon, selectors
 from .errors import HorizonUnavailable as HorizonUnavailableError
 from .errors import InvalidEnvelope, SubmissionRejected, TransactionNotFound
@@ -268,14 +270,10 @@ async def pending_acheck(*, tx_hash: str) -> int:
     return await sync_to_async(pending_settle)(tx_hash=tx_hash, record=record)
 
 
-# A 429 without Retry-After: wait a minute, a sixtieth of Horizon's hourly window (as the feed).
-RATE_LIMIT_DEFAULT_PAUSE = 60.0
-
-
 def watcher_pause(*, exc: HorizonUnavailable) -> float:
     """After Horizon's 429, every watcher (each process, each Celery task) asks it nothing for
     its Retry-After; how many seconds."""
-    seconds = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_DEFAULT_PAUSE
+    seconds = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_DEFAULT_PAUSE  # the feed's
     cache.set(selectors.WATCHER_PAUSE_KEY, time.time() + seconds, int(seconds) + 1)
     logger.warning("transactions: Horizon rate-limited the watcher (%s); pausing %.0f s", exc, seconds)
     return seconds
