@@ -68,6 +68,8 @@ def watch_tick() -> None:
 
 @shared_task(name="transactions.check_pending")
 def check_pending(tx_hash: str) -> dict:
+    if selectors.watcher_paused():  # queued before Horizon's 429
+        return {"hash": tx_hash, "ok": True, "skipped": "Horizon rate-limited the watcher"}
     try:
         changed = async_to_sync(services.pending_acheck)(tx_hash=tx_hash)
     except HorizonUnavailable as exc:
@@ -80,6 +82,8 @@ def check_pending(tx_hash: str) -> dict:
 
 @shared_task(name="transactions.follow_wallet")
 def follow_wallet(wallet_id: str) -> dict:
+    if selectors.watcher_paused():  # queued before Horizon's 429
+        return {"wallet": wallet_id, "ok": True, "skipped": "Horizon rate-limited the watcher"}
     try:
         recorded = async_to_sync(services.wallet_afollow)(wallet_id=wallet_id)
     except HorizonUnavailable as exc:

@@ -66,3 +66,25 @@ async def test_beat_settles_registered_and_outside_transactions_through_the_redi
         await client.none("transaction:confirmed", 2)  # the poller and the follower saw tx_hash: one event
     finally:
         await client.close()
+
+
+async def test_a_429_pauses_the_beat_watcher_until_its_retry_after(stack, horizon):
+    """As the in-process watcher (test_e2e): after Horizon's 429 with Retry-After 3, no follow
+    task asks Horizon for 2 s, then a payment made meanwhile arrives."""
+    env, server = stack
+    user = str(uuid.uuid4())
+    wallet = (await asyncio.to_thread(make_wallets, env, {"w": user}))["w"]
+    client = await signed_in(server, user)
+    try:
+        path = f"/accounts/{wallet['key']}/transactions"
+        await horizon.watched(wallet["key"])
+        asked = lambda: horizon.thread.requests_served().get(path, 0)  # noqa: E731
+        await asyncio.to_thread(horizon.control, "fail", {"count": 1, "status": 429, "retry_after": 3, "match": wallet["key"]})
+        await horizon.thread.served(path, more_than=await asyncio.to_thread(asked))  # the 429 went out
+        after_429 = await asyncio.to_thread(asked)
+        record = await asyncio.to_thread(horizon.transaction, Keypair.random().public_key, wallet["key"], "5")
+        await asyncio.sleep(2)
+        assert await asyncio.to_thread(asked) == after_429
+        assert (await client.next("transaction:confirmed", timeout=15))["hash"] == record["hash"]
+    finally:
+        await client.close()
