@@ -72,6 +72,19 @@ async def test_enable_and_disable_actions_announce_the_status_to_subscribed_sock
         await alice.close()
 
 
+async def test_the_enable_action_leaves_an_automation_that_fired_max_executions_times_and_says_why(server, env, wallets):
+    done = await create(server, ALICE, wallets["alice"], name="done-already", maxExecutions=1)
+    run_django(env, "from automation.models import Automation\n"  # as the engine leaves it after one run
+                    f"Automation.objects.filter(id={done['automationId']!r}).update(trigger_count=1, status='completed')")
+    paused = await create(server, ALICE, wallets["alice"], status="paused", name="paused-one")
+    action_answer, page = await admin(env, [action("enable_selected", [done["automationId"], paused["automationId"]]),
+                                            {"method": "get", "path": CHANGELIST}])
+    assert action_answer["status"] == 302
+    assert "1 automation(s) enabled." in page["body"] and "Done-already: it has fired maxExecutions times" in page["body"]  # capitalised by the admin
+    assert (await rest(server, "GET", f"/api/automations/{done['automationId']}", ALICE))[1]["status"] == "completed"
+    assert (await rest(server, "GET", f"/api/automations/{paused['automationId']}", ALICE))[1]["status"] == "active"
+
+
 async def test_add_edit_and_delete_through_the_admin_go_through_the_services(server, env, wallets):
     alice = await signed_in(server, ALICE)
     try:
