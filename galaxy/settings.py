@@ -301,6 +301,9 @@ MARKET_FEED_IN_PROCESS = env_bool("MARKET_FEED_IN_PROCESS", not REDIS_URL)
 # Pairs fed even with no subscriber: "module.function"s returning pair names (market imports no
 # other app). Active automations need their pair's prices whether or not anyone watches it.
 MARKET_FEED_PAIR_SOURCES = ["automation.engine.watched_pairs"]
+# Other pollers of Horizon, sharing HORIZON_REQUESTS_PER_HOUR with the feed: "module.function"s
+# returning the requests per hour each asks for (market.selectors plans the shares).
+HORIZON_BUDGET_SHARERS = ["transactions.selectors.horizon_demand"]
 
 # Snapshots, cursors and the feed's schedule are shared by the server and Celery through the
 # cache, and room owners' invalidations must reach every process: Redis when it is there.

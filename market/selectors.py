@@ -15,9 +15,14 @@ from .models import MarketPair
 
 # Each poll of a pair costs three Horizon requests: /order_book, /trades, /trade_aggregations.
 REQUESTS_PER_POLL = 3
-# The feed plans to spend 80% of HORIZON_REQUESTS_PER_HOUR: the rest absorbs on-demand snapshots
-# (a new subscriber before the first poll), retries, and the transactions watcher on the same IP.
-FEED_BUDGET_SHARE = 0.8
+# HORIZON_REQUESTS_PER_HOUR is Horizon's limit per IP, so every poller of this deployment shares
+# it. They plan to spend 80% of it together: the rest absorbs on-demand snapshots (a new
+# subscriber before the first poll), submissions, history reads and retries.
+PLANNED_SHARE = 0.8
+# The other apps' pollers (HORIZON_BUDGET_SHARERS: the transaction watcher) get what they ask for,
+# up to half of the plan: a payment's confirmation matters more than a price a few seconds sooner,
+# but many wallets must not stop the feed. The feed plans with what they leave.
+SHARERS_MAX_SHARE = 0.5
 
 
 def snapshot_key(name: str) -> str:
@@ -101,21 +106,46 @@ def public_snapshot(stored: dict) -> dict:
     return {key: stored.get(key) for key in keys}
 
 
+def planned_per_hour() -> float:
+    return max(1.0, settings.HORIZON_REQUESTS_PER_HOUR * PLANNED_SHARE)
+
+
+def sharers_wanted() -> float:
+    """Horizon requests per hour the other apps' pollers ask for at their own intervals: the
+    functions named in HORIZON_BUDGET_SHARERS (market imports no other app)."""
+    return float(sum(import_string(path)() for path in getattr(settings, "HORIZON_BUDGET_SHARERS", ())))
+
+
+def sharers_granted(wanted: float) -> float:
+    """Requests per hour the other apps' pollers may spend when they ask for `wanted`."""
+    return min(wanted, planned_per_hour() * SHARERS_MAX_SHARE)
+
+
+def sharers_stretch() -> float:
+    """By how much the other apps' pollers lengthen their intervals to fit their share: 1 while
+    what they ask for fits it."""
+    wanted = sharers_wanted()
+    return 1.0 if wanted <= 0 else max(1.0, wanted / sharers_granted(wanted))
+
+
 def feed_interval(active: int, now: float | None = None) -> float:
-    """Seconds between two polls of one pair, so that all active pairs fit the request budget.
+    """Seconds between two polls of one pair, so that all active pairs fit what the other
+    pollers leave of the plan.
 
     Horizon's own rate-limit headers, when they say less is left than the plan needs before the
-    window resets, stretch the interval to what remains.
+    window resets, stretch the interval to what remains (less the other pollers' share).
     """
     now = time.time() if now is None else now
-    usable = max(1.0, settings.HORIZON_REQUESTS_PER_HOUR * FEED_BUDGET_SHARE)
+    others = sharers_granted(sharers_wanted())
+    usable = max(1.0, planned_per_hour() - others)
     interval = max(settings.MARKET_MIN_POLL_INTERVAL, 3600.0 * REQUESTS_PER_POLL * max(active, 1) / usable)
     limit = cache.get(RATELIMIT_KEY)
     if limit and limit.get("remaining") is not None and limit.get("resetAt", 0) > now:
         reset_in = limit["resetAt"] - now
+        remaining = limit["remaining"] - others * reset_in / 3600.0
         needed = REQUESTS_PER_POLL * max(active, 1) * reset_in / interval
-        if limit["remaining"] < needed:
-            interval = max(interval, reset_in * REQUESTS_PER_POLL * max(active, 1) / max(limit["remaining"], 1))
+        if remaining < needed:
+            interval = max(interval, reset_in * REQUESTS_PER_POLL * max(active, 1) / max(remaining, 1))
     return interval
 
 
@@ -134,13 +164,16 @@ def feed_budget() -> dict:
     hour = int(now // 3600)
     pause = cache.get(PAUSE_KEY) or {}
     members = room_members() or {}
+    wanted = sharers_wanted()
     return {
         "mode": settings.MARKET_FEED_MODE,
         "runner": "in-process" if settings.MARKET_FEED_IN_PROCESS else "celery",
         "horizon": settings.STELLAR_HORIZON_URL,
         "network": settings.STELLAR_NETWORK,
         "requestsPerHour": settings.HORIZON_REQUESTS_PER_HOUR,
-        "budgetShare": FEED_BUDGET_SHARE,
+        "budgetShare": PLANNED_SHARE,
+        "sharersWantedPerHour": round(wanted, 1),
+        "sharersGrantedPerHour": round(sharers_granted(wanted), 1),
         "requestsPerPoll": REQUESTS_PER_POLL,
         "activePairs": [pair.name for pair in pairs],
         "pollIntervalSeconds": round(feed_interval(len(pairs), now), 3),

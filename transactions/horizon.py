@@ -15,7 +15,7 @@ from stellar_sdk.client.aiohttp_client import AiohttpClient
 from stellar_sdk.exceptions import BaseHorizonError, BaseRequestError, NotFoundError
 from stellar_sdk.xdr import OperationResultCode, TransactionResult, TransactionResultCode
 
-from market.services import retry_after_seconds
+from market.services import MeteredAiohttpClient, retry_after_seconds
 
 # Horizon returns at most 200 records a page (and the history event's limit is capped to it).
 PAGE = 200
@@ -41,7 +41,9 @@ class SubmissionRejected(Exception):
 
 
 def _client() -> AiohttpClient:
-    return AiohttpClient(request_timeout=settings.HORIZON_REQUEST_TIMEOUT)
+    """Horizon's limit is per IP: the watcher's requests are counted with the feed's, and their
+    rate-limit headers slow the feed too."""
+    return MeteredAiohttpClient()
 
 
 def _unavailable(exc: Exception) -> HorizonUnavailable:

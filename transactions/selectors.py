@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
+from market.selectors import sharers_stretch
+
 from .errors import WalletNotFound
 from .models import TrackedTransaction, Wallet
 
@@ -51,6 +53,21 @@ def pending_hashes() -> list[str]:
                 .values_list("hash", flat=True).distinct())
 
 
+def horizon_demand() -> float:
+    """Horizon requests per hour the watcher asks for at TRANSACTION_POLL_INTERVAL: one per
+    pending hash and one per followed wallet each pass (a second page is rare). The market app
+    plans Horizon's shared budget with it (HORIZON_BUDGET_SHARERS)."""
+    pending = TrackedTransaction.objects.filter(status=TrackedTransaction.Status.PENDING).values("hash").distinct().count()
+    wallets = Wallet.objects.filter(status=Wallet.Status.ACTIVE, network=settings.STELLAR_NETWORK).count()
+    return (pending + wallets) * 3600.0 / settings.TRANSACTION_POLL_INTERVAL
+
+
+def watcher_interval() -> float:
+    """Seconds between two watcher passes: TRANSACTION_POLL_INTERVAL, longer when that would
+    spend more than the watcher's share of Horizon's budget."""
+    return settings.TRANSACTION_POLL_INTERVAL * sharers_stretch()
+
+
 def followed_wallet_ids() -> list[str]:
     """Every active wallet on this server's network.
 
@@ -65,6 +82,8 @@ def followed_wallet_ids() -> list[str]:
 
 # Until when (epoch seconds) the watcher asks Horizon nothing, after a 429.
 WATCHER_PAUSE_KEY = "transactions:watcher:paused-until"
+# When the next beat tick may ask Horizon (the watcher's interval is longer than the tick's).
+WATCHER_NEXT_PASS_KEY = "transactions:watcher:next-pass"
 
 
 def watcher_paused() -> bool:

@@ -270,6 +270,19 @@ async def pending_acheck(*, tx_hash: str) -> int:
     return await sync_to_async(pending_settle)(tx_hash=tx_hash, record=record)
 
 
+def watcher_claim_pass(*, now: float | None = None) -> bool:
+    """Whether this beat tick asks Horizon (claimed: the next tick asks only once the watcher's
+    interval has passed, so a stretched watcher spends less than its share). Beat ticks every
+    TRANSACTION_POLL_INTERVAL; a tenth of a tick of slack keeps an unstretched watcher on
+    every tick despite the ticks' jitter."""
+    now = time.time() if now is None else now
+    if (cache.get(selectors.WATCHER_NEXT_PASS_KEY) or 0) > now:
+        return False
+    interval = selectors.watcher_interval()
+    cache.set(selectors.WATCHER_NEXT_PASS_KEY, now + interval - settings.TRANSACTION_POLL_INTERVAL / 10, int(interval) + 60)
+    return True
+
+
 def watcher_pause(*, exc: HorizonUnavailable) -> float:
     """After Horizon's 429, every watcher (each process, each Celery task) asks it nothing for
     its Retry-After; how many seconds."""

@@ -54,9 +54,9 @@ def announce_now_sync(tracked) -> None:
 
 @shared_task(name="transactions.watch_tick", ignore_result=True)
 def watch_tick() -> None:
-    """Beat: one check per pending hash, one follow per active wallet, then what is owed
-    (no Horizon work while it rate-limits us)."""
-    if selectors.watcher_paused():
+    """Beat: one check per pending hash, one follow per active wallet, then what is owed (no
+    Horizon work while it rate-limits us, nor before the watcher's interval has passed)."""
+    if selectors.watcher_paused() or not services.watcher_claim_pass():
         announce_owed.delay()
         return
     for tx_hash in selectors.pending_hashes():
@@ -115,11 +115,13 @@ class InProcessWatcher:
     async def run(self) -> None:
         logger.info("transaction watcher running in-process against %s", settings.STELLAR_HORIZON_URL)
         while True:
+            interval = settings.TRANSACTION_POLL_INTERVAL
             try:
                 await self.one_pass()
+                interval = await sync_to_async(selectors.watcher_interval)()  # its share of Horizon's budget
             except Exception:  # a bug or a database hiccup must not end the watcher
                 logger.exception("transaction watcher pass failed")
-            await asyncio.sleep(settings.TRANSACTION_POLL_INTERVAL)
+            await asyncio.sleep(interval)
 
     async def one_pass(self) -> None:
         if not await sync_to_async(selectors.watcher_paused)():

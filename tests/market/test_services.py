@@ -200,6 +200,57 @@ def test_interval_fits_the_request_budget_and_the_rate_limit_headers():
     assert selectors.feed_interval(1, now) == pytest.approx(60.0)
 
 
+@pytest.fixture
+def followed_wallets():
+    """Active wallets (the transaction watcher follows each one a pass), removed after the test."""
+    from transactions.models import Wallet
+
+    made = []
+
+    def make(count: int) -> None:
+        made.extend(Wallet.objects.create(owner_id=f"budget-{i}", public_key=Keypair.random().public_key)
+                    for i in range(count))
+
+    yield make
+    Wallet.objects.filter(pk__in=[w.pk for w in made]).delete()
+    cache.delete("transactions:watcher:next-pass")
+
+
+@override_settings(HORIZON_REQUESTS_PER_HOUR=3600, MARKET_MIN_POLL_INTERVAL=1.0, TRANSACTION_POLL_INTERVAL=5.0)
+def test_the_transaction_watcher_shares_the_plan_and_the_feed_plans_with_what_it_leaves(followed_wallets):
+    from transactions.selectors import watcher_interval
+
+    # One wallet at 5 s: 720 requests/h of the 2,880 planned; the feed's pair gets 2,160 (5 s).
+    followed_wallets(1)
+    assert selectors.feed_interval(1) == pytest.approx(5.0)
+    assert watcher_interval() == pytest.approx(5.0)
+    # Five wallets ask for 3,600/h: the watcher gets half the plan (1,440) and waits 2.5 times
+    # as long; the feed keeps the other half (7.5 s).
+    followed_wallets(4)
+    assert watcher_interval() == pytest.approx(12.5)
+    assert selectors.feed_interval(1) == pytest.approx(7.5)
+    budget = selectors.feed_budget()
+    assert (budget["sharersWantedPerHour"], budget["sharersGrantedPerHour"]) == (3600.0, 1440.0)
+    # 300 requests left for 600 s: the watcher's share of them (240) is not the feed's.
+    now = time.time()
+    services.feed_record_response(status=200, headers={"X-RateLimit-Limit": "3600", "X-RateLimit-Remaining": "300", "X-RateLimit-Reset": "600"}, now=now)
+    assert selectors.feed_interval(1, now) == pytest.approx(600 * 3 / 60)
+
+
+@override_settings(HORIZON_REQUESTS_PER_HOUR=3600, TRANSACTION_POLL_INTERVAL=5.0)
+def test_the_beat_watcher_asks_horizon_only_once_its_stretched_interval_has_passed(followed_wallets):
+    """transactions.watch_tick runs every 5 s; with its share exceeded (12.5 s a pass) it asks
+    Horizon at the first tick after that: every 15 s, never more often than its share allows."""
+    from transactions.services import watcher_claim_pass
+
+    now = time.time()
+    followed_wallets(1)
+    assert [watcher_claim_pass(now=now + tick * 5.0 + jitter) for tick, jitter in enumerate([0, -0.2, 0.1, -0.3])] == [True] * 4
+    followed_wallets(4)
+    cache.delete("transactions:watcher:next-pass")
+    assert [watcher_claim_pass(now=now + tick * 5.0) for tick in range(6)] == [True, False, False, True, False, False]
+
+
 def test_spend_and_schedule_are_reported(horizon):
     pair, _ = make_pair(horizon)
     before = selectors.feed_budget()["spentThisHour"]

@@ -13,8 +13,8 @@ import pytest
 from stellar_sdk import Asset, Keypair, Network, TransactionBuilder
 from stellar_sdk.account import Account
 
-from tests.servers import start_daphne
-from tests.transactions.conftest import ARTIFACTS, DEADLINE_SECONDS, make_wallets, signed_in, token
+from tests.servers import fresh_sqlite, manage, start_daphne
+from tests.transactions.conftest import ARTIFACTS, DEADLINE_SECONDS, SERVER_ENV, make_wallets, signed_in, token
 
 ALICE, BOB = str(uuid.uuid4()), str(uuid.uuid4())
 ALICE_KEY = Keypair.random()
@@ -160,6 +160,39 @@ async def test_a_rate_limited_watcher_asks_horizon_nothing_until_its_retry_after
         assert confirmed["hash"] == record["hash"]
     finally:
         await bob.close()
+
+
+async def test_many_wallets_stretch_the_watcher_to_its_share_of_horizons_budget(horizon, tmp_path):
+    """Three wallets followed every 0.3 s ask Horizon for 36,000 requests an hour. With a budget
+    of 36,000 the pollers plan 80 % (28,800) and the watcher gets at most half of that: a pass
+    every 0.75 s, not 0.3 (the feed plans with the rest). /api/market/feed says so, and a
+    payment still arrives."""
+    env = {**SERVER_ENV, "STELLAR_HORIZON_URL": horizon.url, "DATABASE_URL": fresh_sqlite(tmp_path),
+           "HORIZON_REQUESTS_PER_HOUR": "36000"}
+    await asyncio.to_thread(manage, env, "migrate", "--noinput")
+    users = {name: str(uuid.uuid4()) for name in ("a", "b", "c")}
+    made = await asyncio.to_thread(make_wallets, env, users)
+    budgeted = await asyncio.to_thread(start_daphne, "galaxy.asgi:application", env, ARTIFACTS / f"transactions-budget-{os.getpid()}.log")
+    client = None
+    try:
+        client = await signed_in(budgeted, users["a"])  # the first request starts the watcher
+        path = f"/accounts/{made['a']['key']}/transactions"
+        await horizon.watched(made["a"]["key"])
+        asked = lambda: horizon.thread.requests_served().get(path, 0)  # noqa: E731
+        before = await asyncio.to_thread(asked)
+        await asyncio.sleep(4.5)
+        passes = await asyncio.to_thread(asked) - before
+        assert 2 <= passes <= 8, passes  # 6 at 0.75 s a pass; 15 at 0.3 s
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{budgeted.url}/api/market/feed") as response:
+                feed = await response.json()
+        assert (feed["sharersWantedPerHour"], feed["sharersGrantedPerHour"]) == (36000.0, 14400.0)
+        record = await asyncio.to_thread(horizon.transaction, Keypair.random().public_key, made["a"]["key"], "3")
+        assert (await client.next("transaction:confirmed", timeout=15))["hash"] == record["hash"]
+    finally:
+        if client is not None:
+            await client.close()
+        budgeted.stop()
 
 
 async def test_history_merges_horizon_newest_first_and_limits(server, horizon, wallets):
