@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.test import override_settings

@@ -102,7 +102,7 @@ async def test_signed_in_user_sees_wallet_transactions_and_automation_events(pag
         "toAddress": "GXYZ" + "B" * 52, "amount": 12.5, "asset": "XLM", "network": "testnet"})
     await emit(live_server, f"user:{user}", "automation:executed", {
         "automationId": "auto-1", "userId": user, "walletId": "w1", "result": "success", "executedAt": 1})
-    await expect(page.locator('#activity li[data-event="transaction:pending"]')).to_contain_text(f"12.5 XLM")
+    await expect(page.locator('#activity li[data-event="transaction:pending"]')).to_contain_text("12.5 XLM")
     await expect(page.locator('#activity li[data-event="transaction:pending"]')).to_contain_text(tx_hash[:6])
     await expect(page.locator('#activity li[data-event="automation:executed"]')).to_contain_text("auto-1: success")
 
