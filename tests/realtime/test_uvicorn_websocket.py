@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 
 import pytest
 import uvicorn
@@ -125,3 +126,38 @@ async def test_flag_wakes_every_waiter_and_forgets_cancelled_ones():
     assert await flag.wait() is True  # set: no wait at all
     flag.clear()
     assert not flag.is_set()
+
+
+class ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("fragments", [[b"42[\"a\",\"\xff\"]"], [b"42[\"a\",\"\xe2\x82", b"\"]"]])
+async def test_a_text_message_that_is_not_utf8_closes_with_1007_and_logs_no_error(fragments):
+    """The parent logs it at ERROR with a traceback: one per connection any client opens.
+    Split across frames too (the second case: a character cut short, then the message ends)."""
+    server, task, url = await serve(App(), deflate=False)
+    handler = ListHandler()  # after uvicorn's logging configuration, which replaces handlers
+    watched = [logging.getLogger("uvicorn.error"), logging.getLogger("realtime")]
+    for log in watched:
+        log.addHandler(handler)
+    try:
+        async with connect(url) as ws:
+            await ws.recv()
+            await ws.recv()  # FRAMES, written at once
+            await ws.send(fragments if len(fragments) > 1 else fragments[0], text=True)
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            assert ws.close_code == 1007
+        async with connect(url) as other:  # and the server serves the next one as before
+            assert await other.recv() == FRAMES[0]
+    finally:
+        server.should_exit = True
+        await task
+        for log in watched:
+            log.removeHandler(handler)
+    assert not [r for r in handler.records if r.levelno >= logging.WARNING], [r.getMessage() for r in handler.records]
