@@ -30,8 +30,8 @@ def build_engine() -> EngineServer:
         settings.HEARTBEAT_INTERVAL_MS / 1000,
         verifier=verifier_from_settings(),
         connection_limit=make_connection_limit(settings.REDIS_URL, settings.MAX_CONNECTIONS_PER_USER, settings.REDIS_PREFIX),
-        # Per socket, and a socket lives in one process: nothing to share, so no Redis trip per
-        # event. What a client could gain by reconnecting, the handshake limit (shared) bounds.
+        # Per connection, and a connection lives in one process: nothing to share, so no Redis
+        # trip per event. What a client could gain by reconnecting, the handshake limit (shared) bounds.
         event_limiter=MemoryRateLimiter(
             settings.RATE_LIMIT_REQUESTS, settings.RATE_LIMIT_WINDOW_MS, settings.RATE_LIMIT_BLOCK_MS,
         ),

@@ -41,7 +41,7 @@ class GalaxyNamespace(Namespace):
         self.connection_limit = connection_limit
         self.event_limiter = event_limiter
         self.expiry_timers = Timers()  # each signed-in socket's token expiry, on one loop timer
-        self.rate_limited = 0  # events refused by the per-socket limit
+        self.rate_limited = 0  # events refused by the per-connection limit
         self.flood_disconnects = 0
         router.add("ping", self.ping)
         router.add("subscribe", self.subscribe)
@@ -141,14 +141,16 @@ class GalaxyNamespace(Namespace):
             await socket.emit("error", error_event(event[:100], exc))
 
     async def check_rate(self, socket: Socket) -> None:
-        verdict = await self.event_limiter.hit(f"ev:{socket.sid}")
+        # Per connection, not per socket: a client sending CONNECT again on it gets a new
+        # socket, which must not lift the block (nor do its other namespaces each get a limit).
+        verdict = await self.event_limiter.hit(f"ev:{socket.session.sid}")
         if not verdict.allowed:
             raise RateLimited(verdict.retry_after_ms)
-        socket.data.pop("dropped", None)
+        socket.session.data.pop("dropped", None)
 
     async def refuse_rate_limited(self, socket: Socket, event: str, ack: Ack | None, exc: RateLimited) -> None:
         """Tell once (and every ack), drop the rest; a client that keeps flooding is cut off."""
-        dropped = socket.data["dropped"] = socket.data.get("dropped", 0) + 1
+        dropped = socket.session.data["dropped"] = socket.session.data.get("dropped", 0) + 1
         self.rate_limited += 1
         if dropped > FLOOD_DISCONNECT_AFTER:
             self.flood_disconnects += 1

@@ -1,4 +1,4 @@
-"""Rate limits: events per socket (ping exempt) with a block and a flood cut-off, and new
+"""Rate limits: events per connection (ping exempt) with a block and a flood cut-off, and new
 connections per client address (429 on polling, refused WebSocket), X-Forwarded-For believed
 only from TRUSTED_PROXIES.
 
@@ -119,6 +119,40 @@ async def test_sockets_are_limited_separately(limited):
     assert (await quiet.call("subscribe", ROOM))["ok"] is True
     await noisy.close()
     await quiet.close()
+
+
+async def test_connecting_again_on_the_same_connection_lifts_no_block(limited):
+    """A client may send CONNECT again on its WebSocket (a new socket, a new sid): the limit is
+    the connection's, so the block stays, and dropped events keep counting to the cut-off."""
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(websocket_url(limited), headers={"X-Forwarded-For": new_address()}) as ws:
+            assert (await ws.receive_str()).startswith("0")
+
+            async def reply_to(ack_id: int) -> list:
+                while not (frame := await ws.receive_str()).startswith(f"43{ack_id}["):
+                    pass
+                return json.loads(frame[len(f"43{ack_id}"):])
+
+            async def connect_again() -> None:
+                await ws.send_str("40")
+                while not (await ws.receive_str()).startswith("40{"):
+                    pass
+
+            await connect_again()
+            for ack_id in range(REQUESTS):
+                await ws.send_str(f'42{ack_id}["subscribe",{json.dumps(ROOM)}]')
+                assert (await reply_to(ack_id))[0]["ok"] is True
+            await connect_again()
+            await ws.send_str(f'42100["subscribe",{json.dumps(ROOM)}]')
+            assert (await reply_to(100))[0]["error"]["code"] == "rate_limited"
+            for _ in range(FLOOD_DISCONNECT_AFTER // 2):
+                await ws.send_str(f'42["subscribe",{json.dumps(ROOM)}]')
+            await connect_again()
+            for _ in range(FLOOD_DISCONNECT_AFTER // 2):
+                await ws.send_str(f'42["subscribe",{json.dumps(ROOM)}]')
+            # 21 dropped in all: the connection is cut off, as one that never re-connected
+            while (await asyncio.wait_for(ws.receive(), 3)).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                pass
 
 
 # -- handshakes per client address -------------------------------------------------------------
