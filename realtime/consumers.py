@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rest_framework.exceptions import ValidationError
 
-from .errors import InvalidPayload
+from .errors import InvalidPayload, RealtimeError
 from .permissions import check_room_access
 from .rooms import validate_room
 
@@ -41,8 +41,19 @@ class EventRequest:
     async def join(self, room: str) -> None:
         """Put the socket in `room` after the room-access policy agreed."""
         room = validate_room(room)
-        await check_room_access(self.user, room)
+        user = self.user
+        await check_room_access(user, room)
         await self.socket.join(room)
+        # The check and the join await: a sign-out (a token expiring) or a sign-in meanwhile
+        # left the private rooms the socket was in then, not this one. Ask again for whoever
+        # the socket is now, until no change came in between.
+        while self.user is not user:
+            user = self.user
+            try:
+                await check_room_access(user, room)
+            except RealtimeError:
+                await self.socket.leave(room)
+                raise
 
     async def authorize(self, room: str) -> None:
         """Raise unless the room-access policy lets this socket's user into `room` (for reads

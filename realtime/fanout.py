@@ -112,6 +112,8 @@ class Fanout:
             self._group_refs[room] += 1
         socket.rooms.add(room)
         self._members[(socket.namespace, room)].add(socket)
+        if not socket.connected:  # it went while the group join awaited, and left all it was in then
+            await self.leave(socket, room)
 
     async def leave(self, socket: Socket, room: str) -> None:
         if room not in socket.rooms:

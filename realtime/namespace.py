@@ -200,6 +200,8 @@ class GalaxyNamespace(Namespace):
         if current is not None and current.user_id != principal.user_id:
             await self._forget_user(socket)
             await self._leave_private_rooms(socket)
+        elif current is not None:  # the same user, maybe no longer `admin`: only what it may keep
+            await self._leave_rooms_refused(socket, principal)
         user_room = f"user:{principal.user_id}"  # a valid room: the verifier took only such ids
         if not await self.connection_limit.acquire(principal.user_id, socket.sid):
             return await self._auth_error(socket, "too many connections")
@@ -208,9 +210,14 @@ class GalaxyNamespace(Namespace):
             raise AuthFailed("disconnected")
         self._cancel_expiry(socket)
         socket.data["user"] = principal
-        delay = max(0.0, principal.expires_at - time.time())
-        socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket)
-        await socket.join(user_room)
+        try:
+            await socket.join(user_room)
+        finally:
+            # Armed once the room is the socket's (or its join failed): the sign-out it brings
+            # (at once, for a token inside the leeway) must find the room there to leave it.
+            if socket.connected:
+                delay = max(0.0, principal.expires_at - time.time())
+                socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket)
         reply = {"userId": principal.user_id, "userEmail": principal.email, "permissions": list(principal.permissions)}
         await socket.emit("authenticated", reply)
         return reply
@@ -246,6 +253,15 @@ class GalaxyNamespace(Namespace):
     async def _leave_private_rooms(socket: Socket) -> None:
         for room in [r for r in socket.rooms if is_private(r)]:
             await socket.leave(room)
+
+    @staticmethod
+    async def _leave_rooms_refused(socket: Socket, principal: Principal | None) -> None:
+        """Leave the private rooms the policy no longer lets `principal` into."""
+        for room in [r for r in socket.rooms if is_private(r)]:
+            try:
+                await check_room_access(principal, room)
+            except RealtimeError:
+                await socket.leave(room)
 
 
 class HeartbeatEmitter:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 
-from tests.auth.clients import connected, receives_room_emit
-from tests.auth.conftest import new_user
+from tests.auth.clients import connected, emit_from_server, receives_room_emit
+from tests.auth.conftest import create_rows, new_user
 
 TTL = 1.5  # seconds: short enough to wait for, long enough to subscribe first
 
@@ -66,4 +67,43 @@ async def test_a_later_token_replaces_the_expiry_of_the_first(main_server, supab
     assert (await client.authenticate(supabase.token(user, ttl=3600)))["ok"] is True
     await client.none("auth_error", 1.5)
     assert await receives_room_emit(main_server, client, f"user:{user}")
+    await client.close()
+
+
+async def test_subscriptions_in_flight_when_the_token_expires_are_left_too(main_server, supabase):
+    """Joins pending across the expiry (automation:subscribe, each an owner lookup that awaits):
+    the sign-out leaves the rooms the socket is in at that moment; one whose check passed just
+    before must not be joined after it, for an anonymous socket to hear."""
+    user, ids = new_user(), [str(uuid.uuid4()) for _ in range(300)]
+    create_rows(main_server, "\n".join([
+        "from stellar_sdk import Keypair", "from transactions.models import Wallet", "from automation.models import Automation",
+        f"w = Wallet.objects.create(owner_id={user!r}, public_key=Keypair.random().public_key, label='race')",
+        f"Automation.objects.bulk_create([Automation(id=i, owner_id={user!r}, wallet=w, name='race') for i in {ids!r}])",
+    ]))
+    expires = time.time() + TTL
+    client = await connected(main_server, auth={"token": supabase.token(user, exp=expires)})
+    await client.next("authenticated")
+    await asyncio.sleep(expires - 0.3 - time.time())
+    sent = 0
+    while sent < len(ids) and time.time() < expires + 0.4:  # no acks: they pile up, handled in turn
+        await client.emit("automation:subscribe", {"automationIds": ids[sent:sent + 3]})
+        sent += 3
+        await asyncio.sleep(0.002)
+    assert await client.next("auth_error", timeout=5) == {"error": "token expired"}
+    assert (await client.call("ping", timeout=30))["ok"] is True  # every subscribe before it handled
+    client.drain("probe")
+    await asyncio.gather(*(emit_from_server(main_server, f"automation:{i}", "probe", {"id": i}) for i in ids[:sent]))
+    await client.none("probe", 1.0)
+    await client.close()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_a_token_inside_the_leeway_expires_during_its_sign_in_and_keeps_no_room(fleet, supabase, transport):
+    """A token whose exp passed less than the 30 s leeway ago is accepted and runs out at once
+    (on a server on Redis, where joining user:{id} awaits a SUBSCRIBE): no room is kept."""
+    server, user = fleet["redis-1"], new_user()
+    client = await connected(server, transport, auth={"token": supabase.token(user, exp=time.time() - 5)})
+    assert await client.next("auth_error", timeout=5) == {"error": "token expired"}
+    assert not await receives_room_emit(server, client, f"user:{user}", within=0.5)
+    assert client.sio.connected
     await client.close()

@@ -101,6 +101,23 @@ async def test_admin_may_join_any_room(main_server, supabase, rows, kind, path):
     await client.close()
 
 
+async def test_signing_in_again_without_admin_leaves_the_rooms_only_admin_opened(main_server, supabase, rows):
+    """A client refreshes its token before each expiry: when the new one no longer carries
+    `admin`, the other users' rooms go (their events stop), the user's own stay."""
+    client = await signed_in_as(main_server, supabase, BOB, app_metadata={"permissions": ["admin"]})
+    others = [f"{kind}:{ident_of(rows, kind, 'alice')}" for kind in PRIVATE_KINDS]
+    own = [f"{kind}:{ident_of(rows, kind, 'bob')}" for kind in PRIVATE_KINDS]
+    for room in others + own:
+        assert (await client.call("subscribe", {"room": room}))["ok"] is True
+    ack = await client.authenticate(supabase.token(BOB))
+    assert ack["ok"] is True and ack["permissions"] == []
+    for room in others:
+        assert not await receives_room_emit(main_server, client, room, within=0.3), room
+    for room in own:
+        assert await receives_room_emit(main_server, client, room), room
+    await client.close()
+
+
 @pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("kind", PRIVATE_KINDS)
 async def test_permissions_in_user_metadata_are_ignored(main_server, supabase, rows, kind, path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import django
 import pytest
@@ -25,6 +26,7 @@ from realtime.fanout import Fanout  # noqa: E402
 from realtime.rooms import room_to_group  # noqa: E402
 from realtime.server import Socket, SocketIOServer  # noqa: E402
 from realtime.session import State  # noqa: E402
+from tests.servers import REDIS_URL  # noqa: E402
 
 
 def polling_sockets(fanout: Fanout, count: int, namespace: str = "/") -> list[Socket]:
@@ -234,3 +236,29 @@ async def test_a_log_read_that_hangs_does_not_hold_live_events_for_long(layer, m
     finally:
         await slow.stop()
         await log.client.aclose()
+
+
+async def test_a_socket_gone_while_its_join_awaited_redis_is_not_left_in_the_room():
+    """The process's first member of a room subscribes its group, which awaits Redis; a
+    disconnect meanwhile left every room the socket was in then. The join must not leave a
+    gone socket a member (written to, its group never released)."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    layer = channel_layers.backends["race"] = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=f"test-race-{os.getpid()}")
+    try:
+        fanout = Fanout("race")
+        [socket] = polling_sockets(fanout, 1)
+        joining = asyncio.ensure_future(socket.join("market:RACE_USDC"))
+        await asyncio.sleep(0)
+        assert not joining.done()  # waiting on Redis
+        socket.connected = False  # as the server's remove_socket, then its leave_all
+        await fanout.leave_all(socket)
+        await joining
+        assert "market:RACE_USDC" not in socket.rooms and not fanout.local_members("/", "market:RACE_USDC")
+        redis_layer = layer._get_layer()
+        group_channel = redis_layer._get_group_channel_name(room_to_group("market:RACE_USDC"))
+        shard = redis_layer._get_shard(group_channel)
+        assert group_channel not in shard._subscribed_to  # the process stopped hearing the group
+    finally:
+        del channel_layers.backends["race"]
+        await layer.flush()
