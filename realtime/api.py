@@ -4,12 +4,12 @@ shapes of our errors for their REST views."""
 from .consumers import EventConsumer, EventRequest, now_ms, validate
 from .emit import emit, emit_sync
 from .metrics import occupied_rooms, room_members
-from .permissions import forget_room_owner
+from .permissions import follow_room_owners
 from .schema import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, ErrorSerializer
 from .serializers import StrictCharField, StrictRegexField
 from .errors import AuthRequired, Forbidden, InvalidPayload, NotFound, RealtimeError
 
 __all__ = [
     "FIELD_ERRORS", "UNAUTHENTICATED", "AuthRequired", "DetailSerializer", "ErrorSerializer", "EventConsumer", "EventRequest", "Forbidden", "InvalidPayload", "NotFound",
-    "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_sync", "forget_room_owner", "occupied_rooms", "now_ms", "room_members", "validate",
+    "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_sync", "follow_room_owners", "occupied_rooms", "now_ms", "room_members", "validate",
 ]

@@ -22,9 +22,6 @@ from .transports.handshake import Gate
 
 def build_engine() -> EngineServer:
     event_log = emitter().log  # the same log the process's emits append to
-    # With Redis, the layer's subscriber connection can drop and come back: what was published
-    # meanwhile is read back from the log. The in-memory layer loses nothing.
-    fanout = Fanout(fill_gap=LogGapFill(event_log) if settings.REDIS_URL else None)
     namespace = GalaxyNamespace(
         router_from_settings(),
         settings.HEARTBEAT_INTERVAL_MS / 1000,
@@ -37,6 +34,9 @@ def build_engine() -> EngineServer:
         ),
         event_log=event_log,
     )
+    # With Redis, the layer's subscriber connection can drop and come back: what was published
+    # meanwhile is read back from the log. The in-memory layer loses nothing.
+    fanout = Fanout(fill_gap=LogGapFill(event_log) if settings.REDIS_URL else None, recheck=namespace.recheck_room)
     sio = SocketIOServer(
         {"/": namespace}, fanout, settings.CONNECTION_TIMEOUT_MS / 1000,
         event_log=event_log,

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from .errors import RealtimeError
 from .event_queue import FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS, EventQueue
-from .fanout import MESSAGE_TYPE
+from .fanout import MESSAGE_TYPE, RECHECK_TYPE
 from .protocol import socketio as sio
 from .recovery import make_event_log
 from .rooms import room_to_group, validate_room
@@ -112,6 +112,13 @@ def _rooms(room: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 async def emit(room: str | list[str], event: str, data: Any, *, namespace: str = "/") -> None:
     """`event` to everyone in `room`, or in any of several rooms (each socket gets it once)."""
     await emitter().emit(RoomEvent(_rooms(room), event, data, namespace))
+
+
+def recheck_room_sync(room: str) -> None:
+    """Have every process with sockets in `room` ask the room-access policy about them again
+    (from sync code: a model's signal, after commit)."""
+    room = validate_room(room)
+    async_to_sync(get_channel_layer().group_send)(room_to_group(room), {"type": RECHECK_TYPE, "room": room})
 
 
 def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = "/", retry_for: float = 0) -> None:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MESSAGE_TYPE = "room.emit"
+# Who may be in a room changed (realtime.permissions.room_access_changed): each process that has
+# sockets in it asks the policy about them again.
+RECHECK_TYPE = "room.recheck"
 # Offsets of the events delivered last, to drop a second copy: a multi-room event comes once per
 # room group, within milliseconds; after a re-subscribe, the log is read from a few seconds
 # before the last delivery (gap_fill.REWIND_SECONDS). 10,000 covers 2,000 events/s per process.
@@ -71,8 +74,10 @@ class LatencyStats:
 
 
 class Fanout:
-    def __init__(self, layer_alias: str = "default", fill_gap=None) -> None:
+    def __init__(self, layer_alias: str = "default", fill_gap=None, recheck=None) -> None:
         self.layer_alias = layer_alias
+        # async (room, its local sockets) -> None: asks the policy again (namespace.recheck_room)
+        self.recheck = recheck
         # async (last offset delivered, {room: joined at, epoch ms}) -> room messages logged
         # since (gap_fill.LogGapFill); None where the layer cannot lose messages (in memory).
         self.fill_gap = fill_gap
@@ -243,6 +248,9 @@ class Fanout:
         """Deliver runs of messages for the same rooms together (they reach the same sockets)."""
         run_key, run = None, []
         for message in batch:
+            if message.get("type") == RECHECK_TYPE:
+                self._recheck(message.get("room"))
+                continue
             if message.get("type") != MESSAGE_TYPE:
                 logger.warning("fan-out channel got an unexpected %r message", message.get("type"))
                 continue
@@ -267,6 +275,11 @@ class Fanout:
             run.append(event)
         if run:
             self._deliver_run(run_key, run)
+
+    def _recheck(self, room) -> None:
+        sockets = [s for (_, r), members in self._members.items() if r == room for s in members]
+        if sockets and self.recheck is not None:
+            asyncio.ensure_future(self.recheck(room, sockets))
 
     def _deliver_run(self, key: tuple[str, tuple[str, ...]], events: list) -> None:
         try:

@@ -254,14 +254,25 @@ class GalaxyNamespace(Namespace):
         for room in [r for r in socket.rooms if is_private(r)]:
             await socket.leave(room)
 
-    @staticmethod
-    async def _leave_rooms_refused(socket: Socket, principal: Principal | None) -> None:
+    async def recheck_room(self, room: str, sockets: list[Socket]) -> None:
+        """Who may be in `room` changed (fanout.RECHECK_TYPE): each socket the policy now refuses leaves it."""
+        for socket in sockets:
+            if socket.connected and room in socket.rooms:
+                await self._leave_if_refused(socket, room, socket.data.get("user"))
+
+    async def _leave_rooms_refused(self, socket: Socket, principal: Principal | None) -> None:
         """Leave the private rooms the policy no longer lets `principal` into."""
         for room in [r for r in socket.rooms if is_private(r)]:
-            try:
-                await check_room_access(principal, room)
-            except RealtimeError:
-                await socket.leave(room)
+            await self._leave_if_refused(socket, room, principal)
+
+    @staticmethod
+    async def _leave_if_refused(socket: Socket, room: str, principal: Principal | None) -> None:
+        """The client hears `unsubscribed {room}`, as after its own unsubscribe."""
+        try:
+            await check_room_access(principal, room)
+        except RealtimeError:
+            await socket.leave(room)
+            await socket.emit("unsubscribed", {"room": room, "timestamp": now_ms()})
 
 
 class HeartbeatEmitter:

@@ -7,16 +7,22 @@ functions named in settings.REALTIME_ROOM_OWNERS; the `admin` permission opens e
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Callable
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache as django_cache
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.utils.module_loading import import_string
 
+from .emit import recheck_room_sync
 from .errors import AuthRequired, Forbidden
 from .rooms import is_public
+
+logger = logging.getLogger(__name__)
 
 # Ownership changes rarely and is invalidated on change (forget_room_owner); 30 s bounds how
 # stale a cache in another process can be if an invalidation is lost.
@@ -55,6 +61,41 @@ async def room_owner(kind: str, ident: str) -> str | None:
 def forget_room_owner(kind: str, ident: str) -> None:
     """Drop the cached owner of `kind:ident`; domain apps call it when ownership changes."""
     django_cache.delete(_cache_key(kind, ident))
+
+
+def room_access_changed(kind: str, ident: str) -> None:
+    """Who may be in `kind:ident` changed (its owner, or it is gone): forget the cached owner,
+    and every process asks the policy again about its sockets in the room (those refused leave
+    it, told `unsubscribed`)."""
+    forget_room_owner(kind, ident)
+    try:
+        recheck_room_sync(f"{kind}:{ident}")
+    except Exception:  # the layer is down: say so, loudly; the sockets stay until they leave
+        logger.exception("sockets in %s:%s not checked again after its owner changed", kind, ident)
+
+
+def follow_room_owners(model, kind: str) -> None:
+    """Keep `kind:{pk}` rooms true to `model`'s `owner_id`, after each commit: a saved row's
+    cached owner is forgotten; one whose owner changed, or that is deleted, has its room's
+    sockets checked again (room_access_changed)."""
+
+    def remember(sender, instance, update_fields=None, **kwargs) -> None:
+        if not instance._state.adding and (update_fields is None or "owner_id" in update_fields):
+            instance._owner_before = sender.objects.filter(pk=instance.pk).values_list("owner_id", flat=True).first()
+
+    def saved(sender, instance, **kwargs) -> None:
+        moved = instance.__dict__.pop("_owner_before", instance.owner_id) != instance.owner_id
+        change, ident = (room_access_changed if moved else forget_room_owner), str(instance.pk)
+        transaction.on_commit(lambda: change(kind, ident))
+
+    def deleted(sender, instance, **kwargs) -> None:
+        ident = str(instance.pk)
+        transaction.on_commit(lambda: room_access_changed(kind, ident))
+
+    uid = f"realtime.room-owner.{kind}"
+    pre_save.connect(remember, sender=model, weak=False, dispatch_uid=uid)
+    post_save.connect(saved, sender=model, weak=False, dispatch_uid=uid)
+    post_delete.connect(deleted, sender=model, weak=False, dispatch_uid=uid)
 
 
 def _cache_key(kind: str, ident: str) -> str:

@@ -1,10 +1,9 @@
-"""Keep realtime's cached room owners true when a wallet changes hands or goes away; and the
-signal other apps hear a tracked transaction settle by."""
+"""Keep realtime's `wallet:{id}` rooms true to who owns each wallet; and the signal other apps
+hear a tracked transaction settle by."""
 
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import Signal, receiver
+from django.dispatch import Signal
 
-from realtime.api import forget_room_owner
+from realtime.api import follow_room_owners
 
 from .models import Wallet
 
@@ -12,7 +11,4 @@ from .models import Wallet
 # ledger, or timed out): argument `tracked`, the TrackedTransaction row as saved.
 transaction_settled = Signal()
 
-
-@receiver([post_save, post_delete], sender=Wallet)
-def forget_wallet_owner(sender, instance: Wallet, **kwargs) -> None:
-    forget_room_owner("wallet", str(instance.pk))
+follow_room_owners(Wallet, "wallet")

@@ -7,12 +7,13 @@ rooms to their owner (rows in the server's database); `admin` (from app_metadata
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 
 from tests.auth.clients import Client, connected, receives_room_emit
-from tests.auth.conftest import ALICE, BOB, new_user
+from tests.auth.conftest import ALICE, BOB, create_rows, new_user, wallets_and_automations
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,21 @@ async def test_signing_in_again_without_admin_leaves_the_rooms_only_admin_opened
         assert not await receives_room_emit(main_server, client, room, within=0.3), room
     for room in own:
         assert await receives_room_emit(main_server, client, room), room
+    await client.close()
+
+
+async def test_a_wallet_given_to_another_user_leaves_the_old_owners_sockets_on_every_node(fleet, supabase):
+    """The owner changes in another process (a shell, the admin): every node's sockets in the
+    wallet's room are asked about again, through Redis; the old owner's is told `unsubscribed`."""
+    old, new = new_user(), new_user()
+    rows = await asyncio.to_thread(wallets_and_automations, fleet["redis-1"], {"old": old})
+    wallet, room = rows["old"]["wallet"], f"wallet:{rows['old']['wallet']}"
+    client = await signed_in_as(fleet["redis-2"], supabase, old)
+    assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
+    await asyncio.to_thread(create_rows, fleet["redis-1"], "from transactions.models import Wallet\n"
+                            f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
+    assert (await client.next("unsubscribed"))["room"] == room
+    assert not await receives_room_emit(fleet["redis-2"], client, room, within=0.3)
     await client.close()
 
 

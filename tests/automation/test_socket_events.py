@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from tests.auth.clients import Client
@@ -137,3 +138,26 @@ async def test_list_answers_the_callers_automations_by_ack_and_reply(server, env
         assert ack["ok"] is True and [a["name"] for a in ack["automations"]] == ["two"]
     finally:
         await admin.close()
+
+
+async def test_an_automation_moved_to_another_owner_leaves_the_old_owners_sockets(server, wallets):
+    """An admin moves Bob's automation to Alice's wallet: Bob's socket in its room is told
+    `unsubscribed` and hears none of Alice's events for it; Alice may subscribe."""
+    moved = await create(server, BOB, wallets["bob"])
+    room = f"automation:{moved['automationId']}"
+    bob, alice = await signed_in(server, BOB), await signed_in(server, ALICE)
+    try:
+        assert (await bob.call("automation:subscribe", {"automationIds": [moved["automationId"]]}))["ok"] is True
+        status, body = await rest(server, "PATCH", f"/api/automations/{moved['automationId']}", ADMIN, {"walletId": wallets["alice"]})
+        assert status == 200 and body["userId"] == ALICE
+        assert (await bob.next("unsubscribed"))["room"] == room
+        assert (await alice.call("automation:subscribe", {"automationIds": [moved["automationId"]]}))["ok"] is True
+        await asyncio.sleep(0.2)  # the move's own automation:status, to Alice's user room
+        bob.drain("automation:status")
+        alice.drain("automation:status")
+        assert (await rest(server, "PATCH", f"/api/automations/{moved['automationId']}", ALICE, {"name": "alices now"}))[0] == 200
+        assert (await alice.next("automation:status"))["name"] == "alices now"
+        await bob.none("automation:status")
+    finally:
+        await bob.close()
+        await alice.close()
