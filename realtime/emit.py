@@ -123,23 +123,26 @@ def recheck_room_sync(room: str) -> None:
 
 def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = "/", retry_for: float = 0) -> None:
     """Emit from sync code (Celery tasks, views). With `retry_for`, a layer fault is retried with
-    the event queue's backoff and jitter for that many seconds before EmitFailed is raised."""
+    the event queue's backoff and jitter for that many seconds before EmitFailed is raised.
+    A retry sends the event under the offset its first try logged (as the async emit's queue
+    does): sockets that got it then, or recover past it, do not get it twice."""
+    item = RoomEvent(_rooms(room), event, data, namespace)
     deadline = time.monotonic() + retry_for
     delay = FIRST_RETRY_SECONDS
     while True:
         try:
-            return _emit_sync_once(room, event, data, namespace)
+            return _emit_sync_once(item)
         except EmitFailed:
-            if time.monotonic() + delay > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise
-            logger.warning("emit of %s to %s failed, retrying in %.1f s", event, room, delay)
-            time.sleep(delay * random.uniform(0.5, 1.5))
+            pause = min(delay * random.uniform(0.5, 1.5), left)
+            logger.warning("emit of %s to %s failed, retrying in %.1f s", event, room, pause)
+            time.sleep(pause)
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
 
-def _emit_sync_once(room: str | list[str], event: str, data: Any, namespace: str) -> None:
-    item = RoomEvent(_rooms(room), event, data, namespace)
-
+def _emit_sync_once(item: RoomEvent) -> None:
     async def deliver_once() -> None:
         # With Redis, a fresh emitter: async_to_sync may run each call in a new event loop,
         # which Redis connections made in another loop cannot serve. The in-memory log is
@@ -149,4 +152,4 @@ def _emit_sync_once(room: str | list[str], event: str, data: Any, namespace: str
     try:
         async_to_sync(deliver_once)()
     except DELIVERY_ERRORS as exc:
-        raise EmitFailed(f"could not emit {event} to {room}: {exc}") from exc
+        raise EmitFailed(f"could not emit {item.event} to {', '.join(item.rooms)}: {exc}") from exc

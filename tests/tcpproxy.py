@@ -14,6 +14,7 @@ class TcpProxy:
         self.port = 0
         self.refusing = False
         self.delay = 0.0  # seconds each chunk waits before it is passed on (a slow network)
+        self._cut_on: tuple[bytes, int] | None = None  # (what, how many more) until a connection drops
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -33,6 +34,11 @@ class TcpProxy:
             client.transport.abort()
             upstream.transport.abort()
         self._pairs.clear()
+
+    def cut_on(self, what: bytes, nth: int = 1) -> None:
+        """Drop the connection that sends `what` to the target the `nth` time from now, before
+        it arrives (Redis going away at that instant); other connections carry on."""
+        self._cut_on = (what, nth)
 
     def restore(self) -> None:
         self.refusing = False
@@ -56,12 +62,17 @@ class TcpProxy:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
         pair = (writer, up_writer)
         self._pairs.add(pair)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+        await asyncio.gather(self._pipe(reader, up_writer, upstream=True), self._pipe(up_reader, writer), return_exceptions=True)
         self._pairs.discard(pair)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False) -> None:
         try:
             while data := await reader.read(65536):
+                if upstream and self._cut_on is not None and self._cut_on[0] in data:
+                    what, nth = self._cut_on
+                    self._cut_on = (what, nth - data.count(what)) if nth > data.count(what) else None
+                    if self._cut_on is None:
+                        return  # the finally drops this connection; its reader's pipe ends too
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 writer.write(data)

@@ -227,3 +227,37 @@ async def test_a_node_started_while_redis_was_down_hears_forwarded_requests_once
             client.close()
     finally:
         server.stop()
+
+
+async def test_a_sync_emit_retried_after_half_its_delivery_arrives_once(own_redis, tmp_path):
+    """A two-room emit (as every transaction and automation event) whose producer loses Redis at
+    its second PUBLISH: logged, and sent to the first room, not the second. Its retry sends it
+    under the offset it logged (not logged again, under a new one): a socket in both rooms
+    gets it once."""
+    proxy = await TcpProxy(own_redis.port).start()
+    env = {**E2E_ENV, "REDIS_URL": own_redis.url, "DATABASE_URL": fresh_sqlite(tmp_path)}
+    manage(env, "migrate", "--noinput")
+    server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-redis-sync-emit-half.log")
+    rooms = ["market:XLM_USDC", "system:notifications"]
+    client = socketio.AsyncClient(reconnection=False)
+    got: list = []
+    client.on("note", lambda data, *offset: got.append(data))
+    try:
+        await client.connect(server.url, transports=["websocket"])
+        for room in rooms:
+            assert (await client.call("subscribe", {"room": room}, timeout=5))["ok"]
+        proxy.cut_on(b"PUBLISH", 2)
+        code = ("import django; django.setup(); from realtime.emit import emit_sync; "
+                f"emit_sync({rooms!r}, 'note', {{'n': 1}}, retry_for=30)")
+        producer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, cwd=ROOT, env={**os.environ, **BASE_ENV, **env, "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(producer.communicate(), 60)
+        assert producer.returncode == 0 and b"retrying" in stderr, stderr.decode()[-2000:]
+        await asyncio.sleep(1.0)
+        assert got == [{"n": 1}]
+    finally:
+        await client.disconnect()
+        server.stop()
+        await proxy.stop()
