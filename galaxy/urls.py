@@ -22,3 +22,6 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),  # last of the API's: what none of them serves
     path("", include("web.urls")),
 ]
+
+# Django's own 500 page is HTML: the API answers JSON (realtime.rest.server_error).
+handler500 = "realtime.rest.server_error"

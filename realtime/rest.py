@@ -1,13 +1,19 @@
 """DRF's parser, renderer and exception handler for every REST view: bad input is a JSON 4xx,
-never a 500 or one of Django's HTML pages."""
+a database outage a JSON 503, never one of Django's HTML pages."""
 
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, parsers, renderers, status
+from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+# Seconds a client is asked to wait after a database outage's 503: a restart or a failover.
+DATABASE_RETRY_AFTER = 5
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -19,7 +25,11 @@ class PayloadTooLarge(exceptions.APIException):
 def rest_exception_handler(exc, context):
     """DRF's, plus the request refusals Django raises while DRF reads the body, which would
     otherwise reach Django as HTML 400 pages: over DATA_UPLOAD_MAX_MEMORY_SIZE (413), or over
-    its field and file counts (400)."""
+    its field and file counts (400); and the database unreachable (a passing outage: 503 with
+    Retry-After, as the sockets' handlers answer it)."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        body = {"code": "service_unavailable", "message": "the database is unavailable: try again shortly"}
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     elif isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
@@ -48,6 +58,14 @@ class JSONRenderer(renderers.JSONRenderer):
         except UnicodeEncodeError:
             self.ensure_ascii = True  # this response's renderer only: DRF makes one per request
             return super().render(data, accepted_media_type, renderer_context)
+
+
+def server_error(request):
+    """Django's handler500: under /api/ a JSON body (any bug a view did not expect), elsewhere
+    (the admin, the live page) Django's own page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "internal_error", "message": "Internal server error"}, status=500)
+    return defaults.server_error(request)
 
 
 @csrf_exempt  # any method: the answer is the same 404, never the CSRF check's HTML 403

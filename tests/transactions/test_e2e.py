@@ -13,7 +13,8 @@ import pytest
 from stellar_sdk import Asset, Keypair, Network, TransactionBuilder
 from stellar_sdk.account import Account
 
-from tests.servers import fresh_sqlite, manage, start_daphne
+from tests.servers import fresh_postgres, fresh_sqlite, manage, start_daphne
+from tests.tcpproxy import TcpProxy
 from tests.transactions.conftest import ARTIFACTS, DEADLINE_SECONDS, SERVER_ENV, make_wallets, signed_in, token
 
 ALICE, BOB = str(uuid.uuid4()), str(uuid.uuid4())
@@ -193,6 +194,46 @@ async def test_many_wallets_stretch_the_watcher_to_its_share_of_horizons_budget(
         if client is not None:
             await client.close()
         budgeted.stop()
+
+
+async def test_rest_answers_json_when_the_database_is_down_or_broken(horizon, tmp_path):
+    """PostgreSQL unreachable (a proxy in front of it, cut): a JSON 503 with Retry-After, and the
+    same request succeeds once it is back. A database the server cannot use (never migrated: an
+    error no view expects) is a JSON 500 under /api/, not Django's HTML page (DEBUG off)."""
+    database, drop = fresh_postgres()
+    unmigrated, drop_unmigrated = fresh_postgres()
+    host, name = database.rsplit("/", 1)
+    proxy = await TcpProxy(int(host.rsplit(":", 1)[1])).start()
+    env = {**SERVER_ENV, "STELLAR_HORIZON_URL": horizon.url, "DATABASE_URL": database}
+    servers = []
+    try:
+        await asyncio.to_thread(manage, env, "migrate", "--noinput")
+        user = str(uuid.uuid4())
+        wallet = (await asyncio.to_thread(make_wallets, env, {"w": user}))["w"]
+        behind_proxy = {**env, "DATABASE_URL": f"{host.rsplit(':', 1)[0]}:{proxy.port}/{name}"}
+        # DEBUG off for the broken one, as in production: with it, Django shows its traceback page
+        broken_env = {**env, "DATABASE_URL": unmigrated, "DJANGO_DEBUG": "false"}
+        for server_env, log in ((behind_proxy, "down"), (broken_env, "broken")):
+            servers.append(await asyncio.to_thread(start_daphne, "galaxy.asgi:application", server_env,
+                                                   ARTIFACTS / f"transactions-database-{log}-{os.getpid()}.log"))
+        down, broken = servers
+        proxy.cut()
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{down.url}/api/transactions/", json={"walletId": wallet["id"], "hash": new_hash()},
+                                    headers={"Authorization": f"Bearer {token(user)}"}) as response:
+                assert response.status == 503 and response.headers["Retry-After"] == "5"
+                assert (await response.json())["code"] == "service_unavailable"
+            async with session.get(f"{broken.url}/api/automations/", headers={"Authorization": f"Bearer {token(user)}"}) as response:
+                assert response.status == 500 and response.content_type == "application/json"
+                assert await response.json() == {"code": "internal_error", "message": "Internal server error"}
+        proxy.restore()
+        assert (await post(down, "/api/transactions/", user, {"walletId": wallet["id"], "hash": new_hash()}))[0] == 201
+    finally:
+        for server in servers:
+            server.stop()
+        await proxy.stop()
+        drop()
+        drop_unmigrated()
 
 
 async def test_history_merges_horizon_newest_first_and_limits(server, horizon, wallets):
