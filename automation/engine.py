@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.utils import timezone as dj_timezone
 
 from . import conditions
 from .models import Automation, AutomationRun
@@ -153,6 +155,8 @@ def _fire(automation: Automation, *, price: Decimal, sequence: int, timestamp: i
             return AutomationRun.objects.create(
                 automation=automation, sequence=sequence, price_at=timestamp, trigger_data=data,
                 trigger_condition=conditions.describe(automation.trigger_type, automation.trigger_params, automation.pair)[:200],
+                # Its execution is queued once this commits; not started by then, the sweep takes it.
+                stale_at=dj_timezone.now() + timedelta(seconds=settings.AUTOMATION_STALE_GRACE),
             )
     except IntegrityError:
         logger.info("automation %s: update #%s already fired it", automation.pk, sequence)

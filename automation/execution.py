@@ -1,7 +1,11 @@
 """Executing a fired run: its action, and how the run ends (the automation:executed / error events).
 
-One attempt at a time (run_execute); the caller retries a Retryable with backoff and, out of
-attempts, ends the run with run_give_up. A payment's run waits in `submitted` until the
+One attempt at a time (run_execute); the caller retries a Retryable with backoff (run_defer)
+and, out of attempts, ends the run with run_give_up. An attempt claims the run by its attempt
+number under the row lock, so a late or duplicate delivery of an attempt does nothing; one that
+finds the run out of attempts or past EXECUTION_WINDOW_SECONDS ends it instead (run_expire),
+which is how the sweep (automation.recovery) ends runs whose worker died. A payment's run waits
+in `submitted` until the
 transactions app settles its transaction (run_settle, from transactions' transaction_settled):
 - in a ledger and successful: automation:executed {result: "success", transactionHash};
 - in a ledger and failed: automation:executed {result: "failed", transactionHash, error};
@@ -13,8 +17,9 @@ Every ending is a conditional update of the run's status, so it is emitted once.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -30,10 +35,31 @@ logger = logging.getLogger(__name__)
 
 Status = AutomationRun.Status
 OPEN = (Status.PENDING, Status.SUBMITTED)
+# The first attempt and four retries (tasks.backoff_seconds: 1, 2, 4, 8 s apart).
+EXECUTION_ATTEMPTS = 5
+# A run not done within a minute of its trigger is not attempted again: the retries take 15 s
+# plus their attempts, so only a lost worker or a long outage gets here, and a payment that
+# late is not what the trigger asked. It is also well inside the envelope's 120 s validity
+# (payments.TIMEOUT_SECONDS), so every resubmission in the window is of a still-valid envelope.
+EXECUTION_WINDOW_SECONDS = 60
+
+
+def attempt_seconds() -> float:
+    """The longest an attempt holds its run: two Horizon requests (the account, the submission),
+    each bounded by HORIZON_REQUEST_TIMEOUT, plus the stale grace for the database and the rest."""
+    return 2 * settings.HORIZON_REQUEST_TIMEOUT + settings.AUTOMATION_STALE_GRACE
+
+
+def stale_after(seconds: float) -> datetime:
+    return timezone.now() + timedelta(seconds=seconds)
 
 
 class Retryable(Exception):
     """This attempt failed for a passing reason (Horizon unavailable): try again later."""
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts  # the run's attempts so far, this one included
 
 
 def _base(run: AutomationRun) -> dict:
@@ -70,13 +96,19 @@ def _error(run: AutomationRun, *, error: str, code: str) -> list[Event]:
     return [(rooms_of(run.automation), "automation:error", {**_base(run), "error": error, "errorCode": code, "errorAt": ms(at)})]
 
 
-def run_execute(*, run_id: str) -> list[Event]:
-    """One attempt at the run's action; the events to emit. Raises Retryable."""
+def run_execute(*, run_id: str, attempts: int = 0) -> list[Event]:
+    """Attempt number `attempts + 1` of the run's action; the events to emit. Raises Retryable."""
     with transaction.atomic():
         run = AutomationRun.objects.select_for_update().select_related("automation", "automation__wallet").filter(pk=run_id).first()
-        if run is None or run.status != Status.PENDING:
-            return []  # gone with its automation, or already ended / submitted
-        AutomationRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+        if run is None or run.status != Status.PENDING or run.attempts != attempts:
+            return []  # gone with its automation, ended, submitted, or this attempt was made already
+        if run.attempts >= EXECUTION_ATTEMPTS or timezone.now() > run.triggered_at + timedelta(seconds=EXECUTION_WINDOW_SECONDS):
+            expire = True
+        else:
+            expire = False
+            AutomationRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1, stale_at=stale_after(attempt_seconds()))
+    if expire:
+        return run_expire(run)
     if run.automation.action_type == Automation.ActionType.NOTIFY:
         return _executed(run, at=timezone.now(), success=True)
     if run.automation.action_type != Automation.ActionType.PAYMENT:
@@ -84,16 +116,47 @@ def run_execute(*, run_id: str) -> list[Event]:
     try:
         tx_hash = payments.payment_submit(run=run)
     except payments.PaymentRetryable as exc:
-        raise Retryable(str(exc)) from None
+        raise Retryable(str(exc), attempts=attempts + 1) from None
     except payments.PaymentRefused as exc:
         return _error(run, error=str(exc), code=exc.code)
     except CustodyError as exc:
         return _error(run, error=exc.message, code=exc.code)
+    return _submitted(run, tx_hash)
+
+
+def _submitted(run: AutomationRun, tx_hash: str) -> list[Event]:
+    """The run's payment is tracked: it waits for the transactions app to settle it."""
     AutomationRun.objects.filter(pk=run.pk, status=Status.PENDING).update(status=Status.SUBMITTED, transaction_hash=tx_hash)
     # The watcher may have settled it between submission and now: settle from the row then.
     tracked = TrackedTransaction.objects.filter(hash=tx_hash, wallet_id=run.automation.wallet_id).exclude(
         status=TrackedTransaction.Status.PENDING).first()
     return run_settle(tracked=tracked) if tracked is not None else []
+
+
+def run_defer(*, run_id: str, attempts: int, seconds: float) -> None:
+    """A retry is due in `seconds`: the run stays held until then (and the stale grace)."""
+    AutomationRun.objects.filter(pk=run_id, status=Status.PENDING, attempts=attempts).update(
+        stale_at=stale_after(seconds + settings.AUTOMATION_STALE_GRACE))
+
+
+def run_expire(run: AutomationRun) -> list[Event]:
+    """No more attempts (out of them, or past the window). A run whose payment was never built
+    was never submitted: automation:error. One whose signed envelope exists may have reached
+    Horizon (its worker died around the submission), so it is never submitted again nor said
+    to have failed: its hash is tracked and the transactions app settles it from Horizon (in a
+    ledger, or timed out), as any submitted run."""
+    if run.transaction_hash:
+        try:
+            tx_hash = payments.payment_track(run=run)
+        except Exception as exc:  # the wallet went away: nothing can settle it
+            logger.exception("automation run %s: its payment %s cannot be tracked", run.pk, run.transaction_hash)
+            return _error(run, error=f"the payment {run.transaction_hash} cannot be tracked: {type(exc).__name__}", code="tracking_failed")
+        logger.warning("automation run %s: no attempt left; its payment %s is settled from Horizon", run.pk, tx_hash)
+        return _submitted(run, tx_hash)
+    if run.attempts >= EXECUTION_ATTEMPTS:
+        return _error(run, error=f"Horizon unavailable after {run.attempts} attempts", code="horizon_unavailable")
+    return _error(run, error=f"not executed within {EXECUTION_WINDOW_SECONDS} s of its trigger (its worker was lost)",
+                  code="execution_timeout")
 
 
 def run_give_up(*, run_id: str, error: str) -> list[Event]:

@@ -106,7 +106,13 @@ class AutomationRun(models.Model):
     transaction_hash = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     error_code = models.CharField(max_length=64, blank=True)
+    # Attempts started; also the version an execution claims (execution.run_execute), so two
+    # deliveries of one attempt (a late retry and the sweep's) never both run it.
     attempts = models.PositiveIntegerField(default=0)
+    # While pending, the moment by which whoever holds the run will have touched it again (its
+    # queued execution started, its attempt finished, its retry's countdown ended). Past it
+    # nobody holds it (a worker died, a message was lost): the sweep takes it (automation.recovery).
+    stale_at = models.DateTimeField(null=True, blank=True, editable=False)
     triggered_at = models.DateTimeField(auto_now_add=True)
     executed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -116,6 +122,8 @@ class AutomationRun(models.Model):
             # A price update fires an automation at most once, even if two workers race.
             models.UniqueConstraint(fields=["automation", "sequence", "price_at"], name="one_run_per_price_update"),
         ]
+        # The sweep's query: open runs nobody has touched in time.
+        indexes = [models.Index(fields=["status", "stale_at"], name="automation_run_open_stale")]
         ordering = ["-triggered_at"]
 
     def __str__(self) -> str:

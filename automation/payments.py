@@ -99,9 +99,14 @@ def payment_envelope(*, run: AutomationRun) -> str:
                 .build())
     envelope.sign(keypair)
     xdr = envelope.to_xdr()
-    run.result = {**run.result, "envelopeXdr": xdr, "transactionHash": envelope.hash_hex()}
-    run.transaction_hash = envelope.hash_hex()
-    run.save(update_fields=["result", "transaction_hash"])
+    result = {**run.result, "envelopeXdr": xdr, "transactionHash": envelope.hash_hex()}
+    # Kept only if no envelope is yet: an attempt that outlived its hold (automation.recovery)
+    # and the one that took over may both get here; whichever is second uses the first's, so
+    # there is never a second transaction (a second sequence number) for one run.
+    if not AutomationRun.objects.filter(pk=run.pk, transaction_hash="").update(result=result, transaction_hash=envelope.hash_hex()):
+        run.refresh_from_db(fields=["result", "transaction_hash"])
+        return run.result["envelopeXdr"]
+    run.result, run.transaction_hash = result, envelope.hash_hex()
     return xdr
 
 
@@ -117,4 +122,15 @@ def payment_submit(*, run: AutomationRun) -> str:
         raise PaymentRefused(exc.message, (exc.details or {}).get("errorCode") or exc.code) from None
     except (InvalidEnvelope, WalletNotFound) as exc:
         raise PaymentRefused(exc.message, exc.code) from None
+    return tracked.hash
+
+
+def payment_track(*, run: AutomationRun) -> str:
+    """Track the run's signed payment without submitting it (it may have reached Horizon
+    already); the transactions app settles it from Horizon by its hash. Its hash."""
+    automation = run.automation
+    destination, amount, asset = payment_params(automation.action_params or {})
+    tracked = transaction_services.transaction_register(
+        user_id=automation.owner_id, wallet_id=str(automation.wallet_id), tx_hash=run.transaction_hash,
+        to_address=destination, amount=Decimal(amount), asset=transaction_services.asset_name(asset))
     return tracked.hash

@@ -1,9 +1,12 @@
 """The engine's interfaces: Celery tasks, and the same work in-process for the embedded default.
 
-Each calls a service (engine, execution), then emits what it returned: after the service's
-database transaction committed, triggered before its execution is queued. Retries live here:
-an execution that failed for a passing reason is tried again after EXECUTION_BACKOFF_SECONDS,
-doubling, EXECUTION_RETRIES times; then the run ends in automation:error.
+Each calls a service (engine, execution, recovery), then emits what it returned: after the
+service's database transaction committed, triggered before its execution is queued (the
+execution is queued even if that emit failed). Retries live here: an execution that failed for
+a passing reason is tried again after EXECUTION_BACKOFF_SECONDS, doubling, until
+execution.EXECUTION_ATTEMPTS; then the run ends in automation:error. The sweep (beat
+`automation.sweep_runs`, or a loop in the server on the embedded default) takes back the runs
+whose worker or message was lost (automation.recovery) and queues their next attempt.
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ import logging
 
 from asgiref.sync import sync_to_async
 from celery import shared_task
+from django.conf import settings
 
-from realtime.api import emit, emit_sync
+from realtime.api import RealtimeError, emit, emit_sync
 
-from . import engine, execution
+from . import engine, execution, recovery
 
 logger = logging.getLogger(__name__)
 
 # Four retries after the first attempt, 1 s doubling (1, 2, 4, 8: 15 s in all): a Horizon
 # restart or a brief 5xx burst passes within that; a longer outage is reported to the owner
 # rather than paying much later than the trigger asked.
-EXECUTION_RETRIES = 4
+EXECUTION_RETRIES = execution.EXECUTION_ATTEMPTS - 1
 EXECUTION_BACKOFF_SECONDS = 1.0
 # How long a task keeps retrying an emit through a channel-layer (Redis) fault.
 EMIT_RETRY_SECONDS = 30.0
@@ -41,25 +45,41 @@ def emit_all_sync(events) -> None:
 @shared_task(name="automation.evaluate_price")
 def evaluate_price(pair: str, price: float, sequence: int, timestamp: int) -> dict:
     result = engine.automation_evaluate_price(pair=pair, price=price, sequence=sequence, timestamp=timestamp)
-    emit_all_sync(result.events)
+    try:
+        emit_all_sync(result.events)
+    except RealtimeError:  # EmitFailed: the runs are committed and must run all the same
+        logger.warning("automation: the events of %s #%s not emitted: the channel layer is unreachable", pair, sequence)
     for run_id in result.runs:
-        execute_run.delay(run_id)
+        execute_run.delay(run_id)  # the broker down too: the sweep takes the run once it is back
     return {"pair": pair, "sequence": sequence, "fired": result.runs}
 
 
-@shared_task(name="automation.execute_run", bind=True, max_retries=EXECUTION_RETRIES)
-def execute_run(self, run_id: str) -> dict:
+@shared_task(name="automation.execute_run")
+def execute_run(run_id: str, attempts: int = 0) -> dict:
+    """Attempt `attempts + 1` of the run (a redelivered or superseded one does nothing)."""
     try:
-        events = execution.run_execute(run_id=run_id)
+        events = execution.run_execute(run_id=run_id, attempts=attempts)
     except execution.Retryable as exc:
-        if self.request.retries >= EXECUTION_RETRIES:
+        if exc.attempts >= execution.EXECUTION_ATTEMPTS:
             events = execution.run_give_up(run_id=run_id, error=str(exc))
         else:
-            logger.warning("automation run %s: %s; retry %d in %.0f s", run_id, exc, self.request.retries + 1,
-                           backoff_seconds(self.request.retries))
-            raise self.retry(countdown=backoff_seconds(self.request.retries)) from None
+            countdown = backoff_seconds(exc.attempts - 1)
+            logger.warning("automation run %s: %s; retry %d in %.0f s", run_id, exc, exc.attempts, countdown)
+            execution.run_defer(run_id=run_id, attempts=exc.attempts, seconds=countdown)
+            execute_run.apply_async((run_id, exc.attempts), countdown=countdown)
+            return {"run": run_id, "retry": exc.attempts}
     emit_all_sync(events)
     return {"run": run_id, "events": [event for _, event, _ in events]}
+
+
+@shared_task(name="automation.sweep_runs", ignore_result=True)
+def sweep_runs() -> None:
+    """Beat: queue the next attempt of each run nobody holds; end submitted runs that missed
+    their settlement."""
+    for run_id, attempts in recovery.runs_stale_take():
+        logger.warning("automation run %s: not held since its attempt %d (a worker or message was lost); queued again", run_id, attempts)
+        execute_run.delay(run_id, attempts)
+    emit_all_sync(recovery.runs_settle_missed())
 
 
 # -- in-process (no Celery): the server's event loop, sync work in threads ------------------------
@@ -74,37 +94,70 @@ async def emit_all(events) -> None:
 
 async def evaluate_in_process(*, pair: str, price: float, sequence: int, timestamp: int) -> None:
     result = await sync_to_async(engine.automation_evaluate_price)(pair=pair, price=price, sequence=sequence, timestamp=timestamp)
-    await emit_all(result.events)
+    try:
+        await emit_all(result.events)
+    except RealtimeError:
+        logger.warning("automation: the events of %s #%s not emitted", pair, sequence)
     for run_id in result.runs:
-        task = asyncio.ensure_future(execute_in_process(run_id))
-        _running.add(task)
-        task.add_done_callback(_running.discard)
+        _start(execute_in_process(run_id))
 
 
-async def execute_in_process(run_id: str) -> None:
-    for retries in range(EXECUTION_RETRIES + 1):
+def _start(coroutine) -> None:
+    task = asyncio.ensure_future(coroutine)
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+
+
+async def execute_in_process(run_id: str, attempts: int = 0) -> None:
+    while True:
         try:
-            events = await sync_to_async(execution.run_execute)(run_id=run_id)
+            events = await sync_to_async(execution.run_execute)(run_id=run_id, attempts=attempts)
             break
         except execution.Retryable as exc:
-            if retries >= EXECUTION_RETRIES:
+            if exc.attempts >= execution.EXECUTION_ATTEMPTS:
                 events = await sync_to_async(execution.run_give_up)(run_id=run_id, error=str(exc))
                 break
-            logger.warning("automation run %s: %s; retry %d in %.0f s", run_id, exc, retries + 1, backoff_seconds(retries))
-            await asyncio.sleep(backoff_seconds(retries))
-        except Exception:
+            attempts, countdown = exc.attempts, backoff_seconds(exc.attempts - 1)
+            logger.warning("automation run %s: %s; retry %d in %.0f s", run_id, exc, attempts, countdown)
+            await sync_to_async(execution.run_defer)(run_id=run_id, attempts=attempts, seconds=countdown)
+            await asyncio.sleep(countdown)
+        except Exception:  # the sweep takes the run back once its hold ends
             logger.exception("automation run %s: execution failed", run_id)
             return
     await emit_all(events)
 
 
-def ensure_engine_running() -> None:
-    """On the embedded default, start the in-process market feed with the server, so automations
-    get prices whoever subscribes, including ones enabled later. It costs nothing idle: the feed
-    polls only pairs someone here subscribed to or an active automation watches."""
-    from django.conf import settings
+class InProcessSweeper:
+    """The sweep inside the server process (no Celery): after a restart it takes back the runs
+    the previous process left open, and any whose in-process execution failed."""
 
+    _task: asyncio.Task | None = None
+
+    @classmethod
+    def ensure_running(cls) -> None:
+        if cls._task is None or cls._task.done():
+            cls._task = asyncio.ensure_future(cls().run())
+
+    async def run(self) -> None:
+        while True:
+            try:
+                for run_id, attempts in await sync_to_async(recovery.runs_stale_take)():
+                    logger.warning("automation run %s: not held since its attempt %d; executed again", run_id, attempts)
+                    _start(execute_in_process(run_id, attempts))
+                await emit_all(await sync_to_async(recovery.runs_settle_missed)())
+            except Exception:  # a database hiccup must not end the sweeper
+                logger.exception("automation sweep failed")
+            await asyncio.sleep(settings.AUTOMATION_SWEEP_INTERVAL)
+
+
+def ensure_engine_running() -> None:
+    """On the embedded default, start the in-process sweep and market feed with the server, so
+    automations get prices whoever subscribes, including ones enabled later, and runs a previous
+    process left open end. It costs nothing idle: the feed polls only pairs someone here
+    subscribed to or an active automation watches; the sweep is one indexed query."""
     from market.tasks import ensure_feed_running
 
-    if settings.AUTOMATION_IN_PROCESS and settings.MARKET_FEED_IN_PROCESS:
-        ensure_feed_running()
+    if settings.AUTOMATION_IN_PROCESS:
+        InProcessSweeper.ensure_running()
+        if settings.MARKET_FEED_IN_PROCESS:
+            ensure_feed_running()

@@ -337,6 +337,9 @@ TRANSACTION_POLL_INTERVAL = env_seconds("TRANSACTION_POLL_INTERVAL", 5.0)
 # errorCode tx_timeout (sooner when its own time bounds end). Stellar drops a transaction from
 # its queue after a few ledgers; five minutes covers slow submitters and network congestion.
 TRANSACTION_DEADLINE_SECONDS = env_seconds("TRANSACTION_DEADLINE_SECONDS", 300.0)
+# An owed transaction event a worker claimed and then died before emitting (a SIGKILL during
+# its emit's retries) is emitted by the first pass after this: longer than any worker's retries.
+TRANSACTION_ANNOUNCE_LEASE_SECONDS = env_seconds("TRANSACTION_ANNOUNCE_LEASE_SECONDS", 90.0)
 # Without Redis there is no Celery: the server process runs the same watcher in its event loop.
 TRANSACTIONS_IN_PROCESS = env_bool("TRANSACTIONS_IN_PROCESS", not REDIS_URL)
 CELERY_BEAT_SCHEDULE["transactions-watch-tick"] = {
@@ -349,6 +352,18 @@ CELERY_BEAT_SCHEDULE["transactions-watch-tick"] = {
 # Without Redis there is no Celery: the server process evaluates price updates and executes
 # automations itself (in threads off its event loop); with Redis, Celery tasks do.
 AUTOMATION_IN_PROCESS = env_bool("AUTOMATION_IN_PROCESS", not REDIS_URL)
+# A fired run is held by whatever will touch it next (its queued execution, its attempt, its
+# retry's countdown) for that long plus this grace; past it the sweep takes it back (a worker or
+# message was lost). 10 s: far above a queued task's usual wait, well inside the 60 s a run may
+# take (automation.execution.EXECUTION_WINDOW_SECONDS). Tests lower it.
+AUTOMATION_STALE_GRACE = env_seconds("AUTOMATION_STALE_GRACE", 10.0)
+# The sweep (one indexed query) this often: a stranded run ends within a grace plus this.
+AUTOMATION_SWEEP_INTERVAL = env_seconds("AUTOMATION_SWEEP_INTERVAL", 5.0)
+CELERY_BEAT_SCHEDULE["automation-sweep-runs"] = {
+    "task": "automation.sweep_runs", "schedule": AUTOMATION_SWEEP_INTERVAL,
+    # A sweep not run within two intervals is superseded by the next one.
+    "options": {"expires": AUTOMATION_SWEEP_INTERVAL * 2},
+}
 # A Fernet key (urlsafe base64 of 32 bytes: `python -c "from cryptography.fernet import Fernet;
 # print(Fernet.generate_key().decode())"`) encrypting custodial wallet secrets. Empty: no
 # custodial signing, and payment automations end in automation:error custody_unavailable.

@@ -1,0 +1,186 @@
+"""Runs whose worker died or whose execution was never queued still end, once, and pay once.
+
+A stack of its own (test_engine_celery's shape): a daphne server, a standalone beat, and Celery
+workers started and SIGKILLed by the tests, one at a time so the victim is the worker holding
+the run. Grace and sweep are lowered to 1 s so a stranded run is taken back within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from celery import Celery
+from cryptography.fernet import Fernet
+from stellar_sdk import Keypair
+
+from tests.automation.test_engine_celery import BROKER_URL, CACHE_URL, Stack, funded_payer, subscribed
+from tests.servers import BASE_ENV, ROOT, forget_run, fresh_postgres, manage, start_celery_worker, start_daphne, stop_process
+from tests.transactions.conftest import SERVER_ENV
+
+RUN_ID = f"automation-recovery-{os.getpid()}"
+ARTIFACTS = ROOT / "artifacts"
+# A killed attempt is held for 2 × HORIZON_REQUEST_TIMEOUT + grace (5 s) before the sweep takes it.
+HORIZON_TIMEOUT = 2
+WAIT = 25.0
+
+
+class RecoveryStack(Stack):
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.workers: list[subprocess.Popen] = []
+
+    def only_worker(self) -> subprocess.Popen:
+        """A new worker, the only one running: it takes every task, so it is the one to kill."""
+        for worker in self.workers:
+            if worker.poll() is None:
+                stop_process(worker)
+        return self.worker()
+
+    def worker(self) -> subprocess.Popen:
+        name = f"{RUN_ID}-w{len(self.workers)}"
+        worker = start_celery_worker(self.env, name=name, log=ARTIFACTS / f"{name}.log")
+        self.workers.append(worker)
+        return worker
+
+    def payments(self, public_key: str) -> list[str]:
+        return [h for h, tx in self.control("submitted", method="get").items() if tx["source"] == public_key]
+
+    def run_row(self, automation_id: str) -> dict:
+        (run,) = self.runs(automation_id)
+        return run
+
+
+@pytest.fixture(scope="module")
+def stack(horizon):
+    database, drop = fresh_postgres()
+    env = {**SERVER_ENV, "DATABASE_URL": database, "STELLAR_HORIZON_URL": horizon.url,
+           "REDIS_URL": CACHE_URL, "REDIS_PREFIX": RUN_ID.replace("-", ""), "CACHE_KEY_PREFIX": RUN_ID,
+           "CELERY_BROKER_URL": BROKER_URL, "CELERY_RESULT_BACKEND": BROKER_URL, "CELERY_TASK_DEFAULT_QUEUE": RUN_ID,
+           "MARKET_MIN_POLL_INTERVAL": "0.2", "TRANSACTION_POLL_INTERVAL": "0.3", "TRANSACTION_DEADLINE_SECONDS": "60",
+           "HORIZON_REQUEST_TIMEOUT": str(HORIZON_TIMEOUT), "AUTOMATION_STALE_GRACE": "1", "AUTOMATION_SWEEP_INTERVAL": "1",
+           "WALLET_ENCRYPTION_KEY": Fernet.generate_key().decode()}
+    manage(env, "migrate", "--noinput")
+    schedule = ARTIFACTS / f"automation-recovery-beat-{os.getpid()}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with (ARTIFACTS / f"{RUN_ID}-beat.log").open("wb") as out:
+        beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "galaxy", "beat", "-s", str(schedule), "--loglevel=INFO"],
+                                cwd=ROOT, env={**os.environ, **BASE_ENV, **env}, stdout=out, stderr=subprocess.STDOUT)
+    server, probe = None, Celery(broker=BROKER_URL, backend=BROKER_URL)
+    stack = None
+    try:
+        server = start_daphne("galaxy.asgi:application", env, ARTIFACTS / f"automation-recovery-server-{os.getpid()}.log")
+        stack = RecoveryStack(env, server, horizon, probe, database)
+        yield stack
+    finally:
+        for worker in stack.workers if stack else []:
+            stop_process(worker)
+        if server is not None:
+            server.stop()
+        stop_process(beat)
+        probe.close()
+        drop()
+        forget_run((CACHE_URL, f"{RUN_ID}:*"), (BROKER_URL, f"*{RUN_ID}*"))
+        for leftover in schedule.parent.glob(f"{schedule.name}*"):
+            leftover.unlink()
+
+
+async def killed_mid_run(stack: RecoveryStack, *, fault: dict, killed_when) -> None:
+    """A payment automation fires with Horizon's submissions failing as `fault` says; its only
+    worker is SIGKILLed once `killed_when(run)` holds, and another starts. The run still ends in
+    one automation:executed, with the one payment that reached Horizon."""
+    user = str(uuid.uuid4())
+    pair, base = await asyncio.to_thread(stack.pair)
+    payer, wallet_id, _ = await asyncio.to_thread(funded_payer, stack, user)
+    automation_id = await asyncio.to_thread(
+        stack.automation, user=user, wallet_id=wallet_id, pair=pair, trigger="price_above", params={"threshold": "2"},
+        action="payment", action_params={"destination": Keypair.random().public_key, "amount": "3", "asset": "XLM"})
+    victim = await asyncio.to_thread(stack.only_worker)
+    client = await subscribed(stack, user, automation_id)
+    try:
+        await asyncio.to_thread(stack.trade, base, "1.0")
+        await stack.priced(automation_id, "1.0")
+        await asyncio.to_thread(stack.control, "fail", {**fault, "path": "/transactions_async"})
+        await asyncio.to_thread(stack.trade, base, "2.5")
+        await client.next("automation:triggered", timeout=WAIT)
+        await stack.until(lambda: stack.runs(automation_id) and killed_when(stack.run_row(automation_id)), "the moment to kill", WAIT)
+        victim.kill()  # SIGKILL: no shutdown, its reserved messages stay unacked in the broker
+        victim.wait()
+        await asyncio.to_thread(stack.worker)
+
+        (tx_hash,) = await stack.until(lambda: stack.payments(payer.public_key), "the payment reached Horizon", WAIT)
+        await asyncio.to_thread(stack.control, "include", {"hash": tx_hash})
+        executed = await client.next("automation:executed", timeout=WAIT)
+        assert (executed["result"], executed["transactionHash"]) == ("success", tx_hash)
+        await client.none("automation:executed", 2.0)
+        assert client.drain("automation:error") == [] and client.drain("automation:triggered") == []
+        # In the ledger now; nothing else from the payer reached Horizon: one payment, never a second.
+        assert await asyncio.to_thread(stack.payments, payer.public_key) == []
+        run = await asyncio.to_thread(stack.run_row, automation_id)
+        assert (run["status"], run["transaction_hash"]) == ("executed", tx_hash)
+    finally:
+        await client.close()
+
+
+async def test_a_worker_killed_in_a_retry_countdown_leaves_a_run_that_still_ends_executed_once(stack):
+    # Three 503s: attempts 1-3 fail; the kill falls in the 4 s countdown before attempt 4, whose
+    # message the dead worker held (unacked until the broker's one-hour visibility timeout).
+    started = {}
+
+    def in_countdown(run):
+        if run["attempts"] >= 3:
+            started.setdefault("at", time.monotonic())
+            return time.monotonic() - started["at"] > 0.5
+        return False
+
+    await killed_mid_run(stack, fault={"count": 3, "status": 503}, killed_when=in_countdown)
+
+
+async def test_a_worker_killed_while_it_submits_leaves_a_run_that_still_ends_executed_once(stack):
+    # The first submission hangs (Horizon slow, past the request timeout); the worker dies in it,
+    # its message acked.
+    started = {}
+
+    def submitting(run):
+        if run["attempts"] >= 1 and run["transaction_hash"]:
+            started.setdefault("at", time.monotonic())
+            return time.monotonic() - started["at"] > 0.5
+        return False
+
+    await killed_mid_run(stack, fault={"count": 1, "mode": "timeout", "delay": 4}, killed_when=submitting)
+
+
+async def test_a_firing_whose_execution_was_never_queued_is_executed_or_given_up_by_the_sweep(stack):
+    """As after a Redis outage right behind the engine's commit: no triggered emit, no task."""
+    if not any(worker.poll() is None for worker in stack.workers):
+        await asyncio.to_thread(stack.worker)
+    user = str(uuid.uuid4())
+    wallet_id = await asyncio.to_thread(stack.wallet, user)
+    fresh, late = [await asyncio.to_thread(stack.automation, user=user, wallet_id=wallet_id, pair=f"NOFEED{n}_USDC",
+                                           trigger="price_above", params={"threshold": "2"}) for n in (1, 2)]
+    client = await subscribed(stack, user, fresh)
+    assert (await client.call("automation:subscribe", {"automationIds": [late]}))["ok"] is True
+    try:
+        await asyncio.to_thread(stack.shell, (
+            "import time\nfrom datetime import timedelta\nfrom django.utils import timezone\n"
+            "from automation import engine\nfrom automation.models import AutomationRun\n"
+            "now = int(time.time() * 1000)\n"
+            "for n in (1, 2):\n"
+            "    engine.automation_evaluate_price(pair=f'NOFEED{n}_USDC', price=1.0, sequence=1, timestamp=now)\n"
+            "    engine.automation_evaluate_price(pair=f'NOFEED{n}_USDC', price=2.5, sequence=2, timestamp=now + 1000)\n"
+            # The second fired two minutes ago: past the time its retries allow.
+            f"AutomationRun.objects.filter(automation_id='{late}').update(triggered_at=timezone.now() - timedelta(minutes=2))\n"))
+        executed = await client.next("automation:executed", timeout=WAIT)
+        assert (executed["automationId"], executed["result"]) == (fresh, "success")
+        error = await client.next("automation:error", timeout=WAIT)
+        assert (error["automationId"], error["errorCode"]) == (late, "execution_timeout")
+        await client.none("automation:executed", 2.0)
+        assert client.drain("automation:error") == []
+        assert [run["status"] for run in await asyncio.to_thread(stack.runs, late)] == ["failed"]
+    finally:
+        await client.close()
