@@ -72,6 +72,9 @@ class TrackedTransaction(models.Model):
     # The status last emitted to the wallet's and user's rooms: an event is owed while it differs
     # from `status` (a crash between the update and the emit is made good on the next pass).
     announced = models.CharField(max_length=16, blank=True)
+    # While a worker emits the owed event: until then nobody else claims it; a worker that died
+    # before its emit went through leaves it owed, for the first pass after this time.
+    announcing_until = models.DateTimeField(null=True, blank=True)
     ledger = models.BigIntegerField(null=True, blank=True)
     paging_token = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)

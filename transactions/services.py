@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone as dj_timezone
 from stellar_sdk import FeeBumpTransactionEnvelope, Keypair, TransactionEnvelope
 from stellar_sdk.exceptions import BadSignatureError
@@ -373,30 +373,44 @@ async def wallet_afollow(*, wallet_id: str) -> int | None:
 
 # -- what is owed to clients --------------------------------------------------------------------
 
+def _claimable(now: datetime):
+    """Rows owing an event that no live claim holds."""
+    return (TrackedTransaction.objects.exclude(announced=F("status"))
+            .filter(Q(announcing_until__isnull=True) | Q(announcing_until__lte=now)))
+
+
+def _claim(tracked: TrackedTransaction, now: datetime) -> list[tuple[int, str, Event]]:
+    """A conditional update (two processes never hold one claim) that commits before the emit:
+    the emit, a network call, must not hold a row lock. The claim lapses after
+    TRANSACTION_ANNOUNCE_LEASE_SECONDS if its holder dies before announcement_done."""
+    until = now + timedelta(seconds=settings.TRANSACTION_ANNOUNCE_LEASE_SECONDS)
+    if _claimable(now).filter(pk=tracked.pk, status=tracked.status).update(announcing_until=until):
+        name, data = event_of(tracked)
+        return [(tracked.pk, tracked.status, (rooms_of(tracked), name, data))]
+    return []
+
+
 def announcements_claim(*, limit: int = 500) -> list[tuple[int, str, Event]]:
     """Claim the events owed (rows whose status was not announced yet), oldest change first:
-    [(row id, the previous announced status, event)]. A claim is a conditional update, so two
-    processes never emit the same one; the caller emits, or gives the claim back."""
-    owed = TrackedTransaction.objects.exclude(announced=F("status")).order_by("updated_at")[:limit]
-    claimed = []
-    for tracked in owed:
-        if TrackedTransaction.objects.filter(pk=tracked.pk, announced=tracked.announced, status=tracked.status).update(announced=tracked.status):
-            name, data = event_of(tracked)
-            claimed.append((tracked.pk, tracked.announced, (rooms_of(tracked), name, data)))
-    return claimed
-
-
-def announcement_release(*, pk: int, previous: str) -> None:
-    """Give a claim back after its emit failed, so a later pass emits it."""
-    TrackedTransaction.objects.filter(pk=pk).update(announced=previous)
+    [(row id, the status announced, event)]. The caller emits, then calls announcement_done
+    (or announcement_release when its emit failed)."""
+    now = dj_timezone.now()
+    return [claim for tracked in _claimable(now).order_by("updated_at")[:limit] for claim in _claim(tracked, now)]
 
 
 def tracked_announce_now(tracked: TrackedTransaction) -> list[tuple[int, str, Event]]:
     """Claim one row's owed event (a view emits its `pending` at once, not a poll later)."""
-    if TrackedTransaction.objects.filter(pk=tracked.pk, status=tracked.status).exclude(announced=tracked.status).update(announced=tracked.status):
-        name, data = event_of(tracked)
-        return [(tracked.pk, tracked.announced, (rooms_of(tracked), name, data))]
-    return []
+    return _claim(tracked, dj_timezone.now())
+
+
+def announcement_done(*, pk: int, status: str) -> None:
+    """The claimed event went out: `status` is announced, the claim ends."""
+    TrackedTransaction.objects.filter(pk=pk).update(announced=status, announcing_until=None)
+
+
+def announcement_release(*, pk: int) -> None:
+    """Give a claim back after its emit failed, so the next pass emits it."""
+    TrackedTransaction.objects.filter(pk=pk).update(announcing_until=None)
 
 
 # -- reads for clients that need Horizon ---------------------------------------------------------

@@ -23,33 +23,35 @@ from .horizon import HorizonUnavailable
 
 logger = logging.getLogger(__name__)
 
-# How long a task keeps retrying an emit through a channel-layer (Redis) fault before it gives
-# the claim back for the next pass (well under a poll interval times the beat's expiry).
-EMIT_RETRY_SECONDS = 30.0
+def emit_retry_seconds() -> float:
+    """How long a task keeps retrying an emit through a channel-layer (Redis) fault before it
+    gives the claim back: within a third of the claim's lease, so no other worker claims the
+    event while this one may still send it."""
+    return min(30.0, settings.TRANSACTION_ANNOUNCE_LEASE_SECONDS / 3)
 
 
-def announce_owed_sync() -> list[str]:
-    """Emit every owed event from sync code (a task, a view); the names emitted."""
+def _announce_sync(claims) -> list[str]:
     sent = []
-    for pk, previous, (rooms, event, data) in services.announcements_claim():
+    for pk, status, (rooms, event, data) in claims:
         try:
-            emit_sync(rooms, event, data, retry_for=EMIT_RETRY_SECONDS)
+            emit_sync(rooms, event, data, retry_for=emit_retry_seconds())
         except Exception:
-            services.announcement_release(pk=pk, previous=previous)
+            services.announcement_release(pk=pk)
             logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
             continue
+        services.announcement_done(pk=pk, status=status)
         sent.append(event)
     return sent
 
 
+def announce_owed_sync() -> list[str]:
+    """Emit every owed event from sync code (a task, a view); the names emitted."""
+    return _announce_sync(services.announcements_claim())
+
+
 def announce_now_sync(tracked) -> None:
     """A view's change, emitted at once (the next pass would, a poll interval later)."""
-    for pk, previous, (rooms, event, data) in services.tracked_announce_now(tracked):
-        try:
-            emit_sync(rooms, event, data, retry_for=EMIT_RETRY_SECONDS)
-        except Exception:
-            services.announcement_release(pk=pk, previous=previous)
-            logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
+    _announce_sync(services.tracked_announce_now(tracked))
 
 
 @shared_task(name="transactions.watch_tick", ignore_result=True)
@@ -149,12 +151,14 @@ class InProcessWatcher:
 
 
 async def announce_owed_async() -> None:
-    for pk, previous, (rooms, event, data) in await sync_to_async(services.announcements_claim)():
+    for pk, status, (rooms, event, data) in await sync_to_async(services.announcements_claim)():
         try:
             await emit(rooms, event, data)  # a layer fault waits in the process's event queue
         except Exception:
-            await sync_to_async(services.announcement_release)(pk=pk, previous=previous)
+            await sync_to_async(services.announcement_release)(pk=pk)
             logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
+            continue
+        await sync_to_async(services.announcement_done)(pk=pk, status=status)
 
 
 def ensure_watcher_running() -> None:

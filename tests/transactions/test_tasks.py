@@ -18,6 +18,8 @@ RUN_ID = f"transactions-test-{os.getpid()}"
 # Redis DB 8 for cache and channel layer, DB 9 for the broker: the market tests use 3 and 4,
 # the auth tests 7, the e2e servers 0; prefixes and the queue name keep parallel runs apart too.
 CACHE_URL = REDIS_URL.rsplit("/", 1)[0] + "/8"
+# How long an event claimed by a worker that died waits for another (90 s in production).
+LEASE_SECONDS = 2
 BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/9"
 
 
@@ -27,7 +29,7 @@ def stack(horizon):
     env = {**SERVER_ENV, "DATABASE_URL": database, "STELLAR_HORIZON_URL": horizon.url,
            "REDIS_URL": CACHE_URL, "REDIS_PREFIX": RUN_ID.replace("-", ""), "CACHE_KEY_PREFIX": RUN_ID,
            "CELERY_BROKER_URL": BROKER_URL, "CELERY_RESULT_BACKEND": BROKER_URL, "CELERY_TASK_DEFAULT_QUEUE": RUN_ID,
-           "MARKET_MIN_POLL_INTERVAL": "5"}
+           "MARKET_MIN_POLL_INTERVAL": "5", "TRANSACTION_ANNOUNCE_LEASE_SECONDS": str(LEASE_SECONDS)}
     manage(env, "migrate", "--noinput")
     schedule = ROOT / "artifacts" / f"transactions-beat-{os.getpid()}"
     worker = server = None
@@ -86,5 +88,35 @@ async def test_a_429_pauses_the_beat_watcher_until_its_retry_after(stack, horizo
         await asyncio.sleep(2)
         assert await asyncio.to_thread(asked) == after_429
         assert (await client.next("transaction:confirmed", timeout=15))["hash"] == record["hash"]
+    finally:
+        await client.close()
+
+
+async def test_an_event_claimed_by_a_worker_that_died_before_its_emit_goes_out_after_the_lease(stack, horizon):
+    """A worker commits its claim of an owed event, then dies (SIGKILL during its emit's
+    retries: here a process that claims and exits). The claim lapses: the next pass after the
+    lease emits the event, once."""
+    env, server = stack
+    user = str(uuid.uuid4())
+    wallet = (await asyncio.to_thread(make_wallets, env, {"w": user}))["w"]
+    client = await signed_in(server, user)
+    try:
+        assert (await client.call("transaction:subscribe", {"walletId": wallet["id"]}))["ok"] is True
+        tx_hash = new_hash()
+        assert (await post(server, "/api/transactions/", user, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
+        assert (await client.next("transaction:pending"))["hash"] == tx_hash
+        # Confirmed and claimed in one commit, so no pass of the live worker sees it owed first.
+        await asyncio.to_thread(manage, env, "shell", "-c", "\n".join([
+            "import os", "from django.db import transaction", "from django.utils import timezone",
+            "from transactions import services", "from transactions.models import TrackedTransaction",
+            "with transaction.atomic():",
+            f"    TrackedTransaction.objects.filter(hash={tx_hash!r}).update(status='confirmed', ledger=7, confirmed_at=timezone.now())",
+            f"    claimed = services.tracked_announce_now(TrackedTransaction.objects.get(hash={tx_hash!r}))",
+            "    assert [event for _, _, (_, event, _) in claimed] == ['transaction:confirmed']",
+            "os._exit(0)",
+        ]))
+        confirmed = await client.next("transaction:confirmed", timeout=LEASE_SECONDS + 15)
+        assert confirmed["hash"] == tx_hash and confirmed["blockNumber"] == 7
+        await client.none("transaction:confirmed", 2)
     finally:
         await client.close()
