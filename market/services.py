@@ -14,6 +14,7 @@ import email.utils
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -374,21 +375,28 @@ def _unlock(name: str, token: str) -> None:
         cache.delete(lock_key(name))
 
 
-def _commit(name: str, data: MarketData, previous: dict | None) -> list[Event]:
+def _commit(name: str, data: MarketData, previous: dict | None, publish: Callable[[list[Event]], None] | None = None) -> list[Event]:
+    """Compare, `publish` the events, then store the snapshot: one that never went out (its
+    poller killed, or Redis away past its retries) leaves the old snapshot, so the next poll
+    finds the same changes and sends them, under the same sequences (the same state again, to a
+    client), rather than never."""
     snapshot, events = market_compare(name=name, data=data, previous=previous, now_ms=int(time.time() * 1000))
+    if publish is not None:
+        publish(events)
     cache.set(selectors.snapshot_key(name), snapshot, SNAPSHOT_TTL)
     return events
 
 
-def market_poll(*, pair: MarketPair) -> list[Event] | None:
-    """Poll one pair; the events to emit, or None when another process is polling it right now."""
+def market_poll(*, pair: MarketPair, publish: Callable[[list[Event]], None] | None = None) -> list[Event] | None:
+    """Poll one pair; its events (sent with `publish` before the snapshot moves on), or None when
+    another process is polling it right now."""
     token = _lock(pair.name)
     if token is None:
         return None
     try:
         previous = cache.get(selectors.snapshot_key(pair.name))
         data = market_fetch(pair=pair, since=(previous or {}).get("cursor"))
-        return _commit(pair.name, data, previous)
+        return _commit(pair.name, data, previous, publish)
     finally:
         _unlock(pair.name, token)
 

@@ -66,14 +66,17 @@ def feed_tick() -> None:
 @shared_task(name="market.poll_pair")
 def market_poll_pair(pair_id: int) -> dict:
     pair = selectors.pair_by_id(pair_id)
+    def publish(events) -> None:
+        # Before the snapshot moves on (services._commit): a Redis fault is waited out here
+        # (Redis is also the broker: the worker could do nothing else); past it, or if the worker
+        # dies, the next poll sends them.
+        for room, event, data in events:
+            emit_sync(room, event, data, retry_for=EMIT_RETRY_SECONDS)
+
     try:
-        events = services.market_poll(pair=pair)
+        events = services.market_poll(pair=pair, publish=publish)
     except HorizonUnavailable as exc:
         return handle_poll_failure(pair, exc)
-    for room, event, data in events or []:
-        # The snapshot has moved on: an event not emitted now would never be, so a Redis fault
-        # is waited out here (Redis is also the broker: the worker could do nothing else).
-        emit_sync(room, event, data, retry_for=EMIT_RETRY_SECONDS)
     send_price_updates(events)
     return poll_result(pair, events)
 

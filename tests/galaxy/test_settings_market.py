@@ -29,7 +29,7 @@ def test_embedded_default_feeds_in_process_with_a_local_memory_cache():
         "HORIZON_REQUESTS_PER_HOUR": 3600, "MARKET_FEED_MODE": "poll", "MARKET_ORDERBOOK_DEPTH": 20,
         "MARKET_MIN_POLL_INTERVAL": 1.0, "HORIZON_REQUEST_TIMEOUT": 10.0, "MARKET_FEED_IN_PROCESS": True,
         "CELERY_BROKER_URL": None, "CELERY_TASK_DEFAULT_QUEUE": "celery",
-        "cache": "django.core.cache.backends.locmem.LocMemCache", "beat": ["market-feed-tick", "transactions-watch-tick"],
+        "cache": "django.core.cache.backends.locmem.LocMemCache", "beat": ["automation-sweep-runs", "market-feed-tick", "transactions-watch-tick"],
     }
 
 

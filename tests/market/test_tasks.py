@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 import galaxy.celery  # noqa: F401  (the project's Celery app, configured from settings, becomes the current app)
-from market import selectors
+from market import selectors, services
 from market.tasks import market_poll_pair
 from tests.market.conftest import create_pair, database_url, in_thread
 from tests.market.inbox import Inbox
@@ -68,6 +68,29 @@ async def test_the_poll_task_runs_in_the_worker_and_stores_the_snapshot(worker, 
     assert recovered["events"] == ["market:trade", "market:price_update"]
     assert (await in_thread(selectors.feed_pair_state, pair.name))["failures"] == 0
     assert (await run_task(pair.pk))["events"] == []  # the trade is not sent twice
+
+
+async def test_changes_a_poll_never_sent_are_sent_by_the_next(worker, horizon):
+    """A poller that dies or gives up while sending (a worker killed, or Redis away past its
+    retries) has not stored what it saw: the next poll, the worker's task, sends the same trade
+    and price under the same sequences, instead of never."""
+    pair, script = await create_pair(horizon, enabled=False)
+    await run_task(pair.pk)  # the market as it was: stored
+    await in_thread(script.trade, "7.5", "1")
+    lost: list = []
+
+    def gone(events):
+        lost.extend(events)
+        raise ConnectionError("the worker is gone")
+
+    with pytest.raises(ConnectionError):
+        await in_thread(services.market_poll, pair=pair, publish=gone)
+    assert "market:trade" in [event for _, event, _ in lost]
+    again = await run_task(pair.pk)
+    assert {"market:trade", "market:price_update"} <= set(again["events"])
+    stored = await in_thread(selectors.snapshot, pair.name)
+    assert stored["price"] == 7.5
+    assert stored["sequence"] == max(data["sequence"] for _, event, data in lost if event != "market:orderbook_update")
 
 
 async def test_a_429_pauses_the_whole_feed_for_retry_after(worker, horizon):
