@@ -117,7 +117,7 @@ async def killed_mid_run(stack: RecoveryStack, *, fault: dict, killed_when) -> N
         await asyncio.to_thread(stack.control, "include", {"hash": tx_hash})
         executed = await client.next("automation:executed", timeout=WAIT)
         assert (executed["result"], executed["transactionHash"]) == ("success", tx_hash)
-        await client.none("automation:executed", 2.0)
+        await client.none("automation:executed", 1.0)
         assert client.drain("automation:error") == [] and client.drain("automation:triggered") == []
         # In the ledger now; nothing else from the payer reached Horizon: one payment, never a second.
         assert await asyncio.to_thread(stack.payments, payer.public_key) == []
@@ -128,17 +128,17 @@ async def killed_mid_run(stack: RecoveryStack, *, fault: dict, killed_when) -> N
 
 
 async def test_a_worker_killed_in_a_retry_countdown_leaves_a_run_that_still_ends_executed_once(stack):
-    # Three 503s: attempts 1-3 fail; the kill falls in the 4 s countdown before attempt 4, whose
+    # Two 503s: attempts 1-2 fail; the kill falls in the 2 s countdown before attempt 3, whose
     # message the dead worker held (unacked until the broker's one-hour visibility timeout).
     started = {}
 
     def in_countdown(run):
-        if run["attempts"] >= 3:
+        if run["attempts"] >= 2:
             started.setdefault("at", time.monotonic())
-            return time.monotonic() - started["at"] > 0.5
+            return time.monotonic() - started["at"] > 0.3
         return False
 
-    await killed_mid_run(stack, fault={"count": 3, "status": 503}, killed_when=in_countdown)
+    await killed_mid_run(stack, fault={"count": 2, "status": 503}, killed_when=in_countdown)
 
 
 async def test_a_worker_killed_while_it_submits_leaves_a_run_that_still_ends_executed_once(stack):
