@@ -198,17 +198,49 @@ class MemorySessionStore:
 
 
 class RedisSessionStore:
+    """Saved state in Redis, where any process the client reconnects to finds it. A save Redis
+    refuses (it is away: when mobile clients drop most) is held here and tried again every
+    RETRY_SECONDS until Redis takes it or its time is up; until then this process finds it."""
+
+    RETRY_SECONDS = 1.0
+
     def __init__(self, redis_url: str, ttl_ms: int, prefix: str) -> None:
         self.client = redis_client(redis_url)
         self.ttl_ms = ttl_ms
         self.key = f"{prefix}:recovery:"
+        self._unsaved: dict[str, tuple[float, dict]] = {}  # pid -> (expires, monotonic; state)
+        self._retrying: asyncio.Task | None = None
 
     async def save(self, pid: str, state: dict) -> None:
-        await self.client.set(self.key + pid, json.dumps(state), px=self.ttl_ms)
+        try:
+            await self.client.set(self.key + pid, json.dumps(state), px=self.ttl_ms)
+        except Exception as exc:
+            logger.warning("recovery state of %s held in this process until Redis takes it: %s", pid, exc)
+            self._unsaved[pid] = (time.monotonic() + self.ttl_ms / 1000, state)
+            if self._retrying is None or self._retrying.done():
+                self._retrying = asyncio.ensure_future(self._retry())
 
     async def take(self, pid: str) -> dict | None:
+        held = self._unsaved.pop(pid, None)
+        if held is not None:
+            return held[1] if held[0] >= time.monotonic() else None
         raw = await self.client.getdel(self.key + pid)
         return json.loads(raw) if raw else None
+
+    async def _retry(self) -> None:
+        while self._unsaved:
+            await asyncio.sleep(self.RETRY_SECONDS)
+            for pid, (expires, state) in list(self._unsaved.items()):
+                left_ms = int((expires - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    self._unsaved.pop(pid, None)
+                    continue
+                try:
+                    await self.client.set(self.key + pid, json.dumps(state), px=left_ms)
+                    if self._unsaved.pop(pid, None) is None:  # taken here meanwhile: not twice
+                        await self.client.delete(self.key + pid)
+                except Exception:
+                    break  # still away: the rest wait for the next round
 
 
 def make_event_log(redis_url: str | None, max_age_ms: int, redis_prefix: str = "galaxy"):

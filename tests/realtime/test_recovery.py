@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from realtime.recovery import MemoryEventLog, MemorySessionStore, offset_key, valid_offset
+from realtime.recovery import MemoryEventLog, MemorySessionStore, RedisSessionStore, offset_key, valid_offset
+from tests.redisproc import RedisProcess
 
 
 async def test_events_after_an_offset_in_the_given_rooms_once_each():
@@ -42,6 +43,32 @@ async def test_saved_sessions_are_taken_once_and_expire():
     await store.save("p2", {"sid": "t"})
     await asyncio.sleep(0.1)
     assert await store.take("p2") is None
+
+
+async def test_a_session_saved_while_redis_is_away_is_found_here_and_by_others_once_it_is_back(tmp_path):
+    """A client that drops during a Redis outage: its state stays in this process (which finds
+    it), and reaches Redis once it is back (where another process finds it), with what is left
+    of its time."""
+    redis_server = RedisProcess(tmp_path).start()
+    here = RedisSessionStore(redis_server.url, ttl_ms=60_000, prefix="test-held")
+    here.RETRY_SECONDS = 0.2
+    try:
+        redis_server.stop()
+        await here.save("p1", {"sid": "one"})
+        await here.save("p2", {"sid": "two"})
+        assert await here.take("p1") == {"sid": "one"}
+        redis_server.start()
+        elsewhere = RedisSessionStore(redis_server.url, ttl_ms=60_000, prefix="test-held")
+        for _ in range(50):
+            if (state := await elsewhere.take("p2")) is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert state == {"sid": "two"}
+        assert await here.take("p2") is None and await elsewhere.take("p1") is None  # each once
+        await elsewhere.client.aclose()
+    finally:
+        await here.client.aclose()
+        redis_server.stop()
 
 
 def test_offsets_compare_across_both_forms():
