@@ -9,6 +9,7 @@ admin actions call `emit_sync`, which raises EmitFailed instead so the task retr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -29,6 +30,10 @@ from .rooms import room_to_group, validate_room
 
 logger = logging.getLogger(__name__)
 DELIVERY_ERRORS = (OSError, ConnectionError, TimeoutError, redis.exceptions.RedisError)
+
+
+# The shortest a sync emit's try may take, even at its deadline: a Redis round trip or several.
+MIN_TRY_SECONDS = 1.0
 
 
 class EmitFailed(RealtimeError):
@@ -125,13 +130,15 @@ def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = 
     """Emit from sync code (Celery tasks, views). With `retry_for`, a layer fault is retried with
     the event queue's backoff and jitter for that many seconds before EmitFailed is raised.
     A retry sends the event under the offset its first try logged (as the async emit's queue
-    does): sockets that got it then, or recover past it, do not get it twice."""
+    does): sockets that got it then, or recover past it, do not get it twice. Each try ends by
+    the deadline too (a stalled Redis holds a command for its socket timeout, per command), so a
+    caller holding a lease for `retry_for` is done within it."""
     item = RoomEvent(_rooms(room), event, data, namespace)
     deadline = time.monotonic() + retry_for
     delay = FIRST_RETRY_SECONDS
     while True:
         try:
-            return _emit_sync_once(item)
+            return _emit_sync_once(item, max(deadline - time.monotonic(), MIN_TRY_SECONDS) if retry_for else None)
         except EmitFailed:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -142,12 +149,13 @@ def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = 
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
 
-def _emit_sync_once(item: RoomEvent) -> None:
+def _emit_sync_once(item: RoomEvent, timeout: float | None) -> None:
     async def deliver_once() -> None:
         # With Redis, a fresh emitter: async_to_sync may run each call in a new event loop,
         # which Redis connections made in another loop cannot serve. The in-memory log is
         # plain data, and must be the process's one so offsets stay in one sequence.
-        await (Emitter() if settings.REDIS_URL else Emitter(emitter().log)).deliver(item)
+        emitter_here = Emitter() if settings.REDIS_URL else Emitter(emitter().log)
+        await asyncio.wait_for(emitter_here.deliver(item), timeout)
 
     try:
         async_to_sync(deliver_once)()

@@ -373,44 +373,55 @@ async def wallet_afollow(*, wallet_id: str) -> int | None:
 
 # -- what is owed to clients --------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Claim:
+    """A claimed event's row, the status it announces, and its lease (which also tells this
+    claim from a later one of the same row, once this one lapsed)."""
+
+    pk: int
+    status: str
+    until: datetime
+
+
 def _claimable(now: datetime):
     """Rows owing an event that no live claim holds."""
     return (TrackedTransaction.objects.exclude(announced=F("status"))
             .filter(Q(announcing_until__isnull=True) | Q(announcing_until__lte=now)))
 
 
-def _claim(tracked: TrackedTransaction, now: datetime) -> list[tuple[int, str, Event]]:
+def _claim(tracked: TrackedTransaction, now: datetime) -> list[tuple[Claim, Event]]:
     """A conditional update (two processes never hold one claim) that commits before the emit:
     the emit, a network call, must not hold a row lock. The claim lapses after
     TRANSACTION_ANNOUNCE_LEASE_SECONDS if its holder dies before announcement_done."""
     until = now + timedelta(seconds=settings.TRANSACTION_ANNOUNCE_LEASE_SECONDS)
     if _claimable(now).filter(pk=tracked.pk, status=tracked.status).update(announcing_until=until):
         name, data = event_of(tracked)
-        return [(tracked.pk, tracked.status, (rooms_of(tracked), name, data))]
+        return [(Claim(tracked.pk, tracked.status, until), (rooms_of(tracked), name, data))]
     return []
 
 
-def announcements_claim(*, limit: int = 500) -> list[tuple[int, str, Event]]:
+def announcements_claim(*, limit: int = 500) -> list[tuple[Claim, Event]]:
     """Claim the events owed (rows whose status was not announced yet), oldest change first:
-    [(row id, the status announced, event)]. The caller emits, then calls announcement_done
-    (or announcement_release when its emit failed)."""
+    [(claim, event)]. The caller emits, then calls announcement_done (or announcement_release
+    when its emit failed)."""
     now = dj_timezone.now()
     return [claim for tracked in _claimable(now).order_by("updated_at")[:limit] for claim in _claim(tracked, now)]
 
 
-def tracked_announce_now(tracked: TrackedTransaction) -> list[tuple[int, str, Event]]:
+def tracked_announce_now(tracked: TrackedTransaction) -> list[tuple[Claim, Event]]:
     """Claim one row's owed event (a view emits its `pending` at once, not a poll later)."""
     return _claim(tracked, dj_timezone.now())
 
 
-def announcement_done(*, pk: int, status: str) -> None:
-    """The claimed event went out: `status` is announced, the claim ends."""
-    TrackedTransaction.objects.filter(pk=pk).update(announced=status, announcing_until=None)
+def announcement_done(claim: Claim) -> None:
+    """The claimed event went out: its status is announced, the claim ends. (A claim that
+    lapsed meanwhile and was taken again is the new holder's to end: its event went out twice.)"""
+    TrackedTransaction.objects.filter(pk=claim.pk, announcing_until=claim.until).update(announced=claim.status, announcing_until=None)
 
 
-def announcement_release(*, pk: int) -> None:
-    """Give a claim back after its emit failed, so the next pass emits it."""
-    TrackedTransaction.objects.filter(pk=pk).update(announcing_until=None)
+def announcement_release(claim: Claim) -> None:
+    """Give a claim back after its emit failed, so the next pass emits it (not another's claim)."""
+    TrackedTransaction.objects.filter(pk=claim.pk, announcing_until=claim.until).update(announcing_until=None)
 
 
 # -- reads for clients that need Horizon ---------------------------------------------------------

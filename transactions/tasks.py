@@ -32,14 +32,14 @@ def emit_retry_seconds() -> float:
 
 def _announce_sync(claims) -> list[str]:
     sent = []
-    for pk, status, (rooms, event, data) in claims:
+    for claim, (rooms, event, data) in claims:
         try:
             emit_sync(rooms, event, data, retry_for=emit_retry_seconds())
         except Exception:
-            services.announcement_release(pk=pk)
+            services.announcement_release(claim)
             logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
             continue
-        services.announcement_done(pk=pk, status=status)
+        services.announcement_done(claim)
         sent.append(event)
     return sent
 
@@ -151,14 +151,14 @@ class InProcessWatcher:
 
 
 async def announce_owed_async() -> None:
-    for pk, status, (rooms, event, data) in await sync_to_async(services.announcements_claim)():
+    for claim, (rooms, event, data) in await sync_to_async(services.announcements_claim)():
         try:
             await emit(rooms, event, data)  # a layer fault waits in the process's event queue
         except Exception:
-            await sync_to_async(services.announcement_release)(pk=pk)
+            await sync_to_async(services.announcement_release)(claim)
             logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
             continue
-        await sync_to_async(services.announcement_done)(pk=pk, status=status)
+        await sync_to_async(services.announcement_done)(claim)
 
 
 def ensure_watcher_running() -> None:

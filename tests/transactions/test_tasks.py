@@ -112,7 +112,7 @@ async def test_an_event_claimed_by_a_worker_that_died_before_its_emit_goes_out_a
             "with transaction.atomic():",
             f"    TrackedTransaction.objects.filter(hash={tx_hash!r}).update(status='confirmed', ledger=7, confirmed_at=timezone.now())",
             f"    claimed = services.tracked_announce_now(TrackedTransaction.objects.get(hash={tx_hash!r}))",
-            "    assert [event for _, _, (_, event, _) in claimed] == ['transaction:confirmed']",
+            "    assert [event for _, (_, event, _) in claimed] == ['transaction:confirmed']",
             "os._exit(0)",
         ]))
         confirmed = await client.next("transaction:confirmed", timeout=LEASE_SECONDS + 15)
@@ -120,3 +120,30 @@ async def test_an_event_claimed_by_a_worker_that_died_before_its_emit_goes_out_a
         await client.none("transaction:confirmed", 2)
     finally:
         await client.close()
+
+
+async def test_a_lapsed_claim_ends_only_itself_not_the_claim_taken_after_it(stack):
+    """A worker whose lease lapsed (a stalled Redis) gives its claim back, or finishes it, late:
+    that must not end the claim another worker took meanwhile, or a third would send the event
+    while the second still is. In one uncommitted transaction: the live worker sees none of it."""
+    env, _ = stack
+    user = str(uuid.uuid4())
+    wallet = (await asyncio.to_thread(make_wallets, env, {"w": user}))["w"]
+    output = await asyncio.to_thread(manage, env, "shell", "-c", "\n".join([
+        "import time", "from django.db import transaction",
+        "from transactions import services", "from transactions.models import TrackedTransaction, Wallet",
+        "class Done(Exception): pass",
+        "try:",
+        "    with transaction.atomic():",
+        f"        row = TrackedTransaction.objects.create(hash={new_hash()!r}, wallet=Wallet.objects.get(id={wallet['id']!r}), user_id={user!r}, network='testnet')",
+        "        [(first, _)] = services.tracked_announce_now(row)",
+        f"        time.sleep({LEASE_SECONDS} + 0.2)",
+        "        [(second, _)] = services.tracked_announce_now(row)",
+        "        services.announcement_release(first)",
+        "        services.announcement_done(first)",
+        "        print('third:', services.tracked_announce_now(row), 'announced:', repr(TrackedTransaction.objects.get(pk=row.pk).announced))",
+        "        raise Done",
+        "except Done:",
+        "    pass",
+    ]))
+    assert "third: [] announced: ''" in output.stdout, output.stdout
