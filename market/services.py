@@ -365,9 +365,9 @@ def lock_seconds() -> float:
     return selectors.REQUESTS_PER_POLL * settings.HORIZON_REQUEST_TIMEOUT + 5
 
 
-def _lock(name: str) -> str | None:
+def _lock(name: str, extra_seconds: float = 0) -> str | None:
     token = uuid.uuid4().hex
-    return token if cache.add(lock_key(name), token, lock_seconds()) else None
+    return token if cache.add(lock_key(name), token, lock_seconds() + extra_seconds) else None
 
 
 def _unlock(name: str, token: str) -> None:
@@ -375,28 +375,31 @@ def _unlock(name: str, token: str) -> None:
         cache.delete(lock_key(name))
 
 
-def _commit(name: str, data: MarketData, previous: dict | None, publish: Callable[[list[Event]], None] | None = None) -> list[Event]:
-    """Compare, `publish` the events, then store the snapshot: one that never went out (its
-    poller killed, or Redis away past its retries) leaves the old snapshot, so the next poll
-    finds the same changes and sends them, under the same sequences (the same state again, to a
-    client), rather than never."""
+def _commit(name: str, data: MarketData, previous: dict | None) -> list[Event]:
     snapshot, events = market_compare(name=name, data=data, previous=previous, now_ms=int(time.time() * 1000))
-    if publish is not None:
-        publish(events)
     cache.set(selectors.snapshot_key(name), snapshot, SNAPSHOT_TTL)
     return events
 
 
-def market_poll(*, pair: MarketPair, publish: Callable[[list[Event]], None] | None = None) -> list[Event] | None:
-    """Poll one pair; its events (sent with `publish` before the snapshot moves on), or None when
-    another process is polling it right now."""
-    token = _lock(pair.name)
+def market_poll(*, pair: MarketPair, publish: Callable[[list[Event]], None] | None = None,
+                publish_seconds: float = 0) -> list[Event] | None:
+    """Poll one pair: compare, `publish` the events (within `publish_seconds`, which the pair's
+    lock covers too), then store the snapshot; the events, or None when another process is
+    polling it right now. Events that never went out (the poller killed, or Redis away past its
+    retries) leave the old snapshot, so the next poll finds the same changes and sends them,
+    under the same sequences (the same state again, to a client), rather than never."""
+    token = _lock(pair.name, publish_seconds)
     if token is None:
         return None
     try:
         previous = cache.get(selectors.snapshot_key(pair.name))
         data = market_fetch(pair=pair, since=(previous or {}).get("cursor"))
-        return _commit(pair.name, data, previous, publish)
+        snapshot, events = market_compare(name=pair.name, data=data, previous=previous, now_ms=int(time.time() * 1000))
+        if publish is not None:
+            publish(events)
+        if cache.get(lock_key(pair.name)) == token:  # else its lock lapsed: a later poll's is newer
+            cache.set(selectors.snapshot_key(pair.name), snapshot, SNAPSHOT_TTL)
+        return events
     finally:
         _unlock(pair.name, token)
 

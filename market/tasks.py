@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from asgiref.sync import sync_to_async
 from celery import shared_task
 from django.conf import settings
 
 from realtime.api import emit, emit_sync
+from realtime.emit import EmitFailed
 
 from . import selectors, services
 from .signals import asend_price_updates, send_price_updates
@@ -67,14 +69,20 @@ def feed_tick() -> None:
 def market_poll_pair(pair_id: int) -> dict:
     pair = selectors.pair_by_id(pair_id)
     def publish(events) -> None:
-        # Before the snapshot moves on (services._commit): a Redis fault is waited out here
-        # (Redis is also the broker: the worker could do nothing else); past it, or if the worker
-        # dies, the next poll sends them.
+        # Before the snapshot moves on (services.market_poll): a Redis fault is waited out here,
+        # for all of them together (Redis is also the broker: the worker could do nothing else);
+        # past it, or if the worker dies, the next poll sends them.
+        deadline = time.monotonic() + EMIT_RETRY_SECONDS
         for room, event, data in events:
-            emit_sync(room, event, data, retry_for=EMIT_RETRY_SECONDS)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise EmitFailed(f"{event} to {room} not sent within {EMIT_RETRY_SECONDS:.0f} s: the next poll sends it")
+            emit_sync(room, event, data, retry_for=left)  # each try ends by the deadline too
 
     try:
-        events = services.market_poll(pair=pair, publish=publish)
+        # The lock outlasts the publish (a try may end a second past its deadline): no other
+        # poll of the pair finds the old snapshot and sends the same events meanwhile.
+        events = services.market_poll(pair=pair, publish=publish, publish_seconds=EMIT_RETRY_SECONDS + 5)
     except HorizonUnavailable as exc:
         return handle_poll_failure(pair, exc)
     send_price_updates(events)

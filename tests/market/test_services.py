@@ -260,6 +260,28 @@ def test_spend_and_schedule_are_reported(horizon):
     assert pair.name in budget["activePairs"] and budget["pollIntervalSeconds"] > 0
 
 
+@override_settings(HORIZON_REQUEST_TIMEOUT=0.2)
+def test_a_poll_still_sending_keeps_the_pair_from_other_polls_and_they_from_its_snapshot(horizon):
+    """A poll's events go out before its snapshot is stored, and sending may wait out a Redis
+    fault far longer than fetching takes: the pair stays locked for it, or another poll would
+    find the old snapshot and send the same trade again. Should the lock lapse anyway, the late
+    poll does not store its older snapshot over a newer one."""
+    pair, script = make_pair(horizon)
+    services.market_poll(pair=pair)
+    script.trade("7.5", "1")
+    meanwhile = []
+
+    def slow(events):
+        time.sleep(services.lock_seconds() + 0.3)
+        meanwhile.append(services.market_poll(pair=pair))
+
+    services.market_poll(pair=pair, publish=slow, publish_seconds=services.lock_seconds() + 5)
+    assert meanwhile == [None]
+    script.trade("8.0", "1")
+    services.market_poll(pair=pair, publish=lambda events: cache.delete(services.lock_key(pair.name)))  # lapsed
+    assert selectors.snapshot(pair.name)["price"] == 7.5  # not stored: the next poll sends the 8.0 trade
+
+
 def test_due_pairs_are_claimed_once_per_interval_and_not_while_paused(horizon):
     pair, _ = make_pair(horizon)
     now = time.time()
