@@ -80,6 +80,10 @@ class GalaxyNamespace(Namespace):
                 await self._leave_private_rooms(socket)  # out of those a recovery gave back
         elif socket.data.pop("expired_while_away", False):
             await socket.emit("auth_error", {"error": "token expired"})
+        elif (user := socket.data.get("user")) is not None and "expiry" not in socket.data:
+            # The user a recovery restored, now that its rooms are joined: a sign-out at expiry
+            # must find them all to leave them (one armed before the joins could miss the last).
+            self._arm_expiry(socket, user)
 
     async def on_disconnect(self, socket: Socket, reason: str) -> None:
         self.heartbeat.discard(socket)
@@ -100,9 +104,7 @@ class GalaxyNamespace(Namespace):
             candidate = Principal(saved["user_id"], saved["email"], tuple(saved["permissions"]), saved["expires_at"])
             if await self.connection_limit.acquire(candidate.user_id, socket.sid):
                 user = candidate
-                socket.data["user"] = user
-                delay = user.expires_at - time.time()
-                socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket)
+                socket.data["user"] = user  # its expiry is armed once its rooms are back (on_connected)
         elif user is None and saved:
             socket.data["expired_while_away"] = True  # said once connected, as a live expiry is
         self.heartbeat.add(socket)
@@ -216,8 +218,7 @@ class GalaxyNamespace(Namespace):
             # Armed once the room is the socket's (or its join failed): the sign-out it brings
             # (at once, for a token inside the leeway) must find the room there to leave it.
             if socket.connected:
-                delay = max(0.0, principal.expires_at - time.time())
-                socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket)
+                self._arm_expiry(socket, principal)
         reply = {"userId": principal.user_id, "userEmail": principal.email, "permissions": list(principal.permissions)}
         await socket.emit("authenticated", reply)
         return reply
@@ -225,6 +226,10 @@ class GalaxyNamespace(Namespace):
     async def _auth_error(self, socket: Socket, message: str) -> dict:
         await socket.emit("auth_error", {"error": message})
         raise AuthFailed(message)
+
+    def _arm_expiry(self, socket: Socket, principal: Principal) -> None:
+        delay = max(0.0, principal.expires_at - time.time())
+        socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket)
 
     def _expired(self, socket: Socket) -> None:
         asyncio.ensure_future(self.sign_out(socket, "token expired"))
@@ -258,7 +263,10 @@ class GalaxyNamespace(Namespace):
         """Who may be in `room` changed (fanout.RECHECK_TYPE): each socket the policy now refuses leaves it."""
         for socket in sockets:
             if socket.connected and room in socket.rooms:
-                await self._leave_if_refused(socket, room, socket.data.get("user"))
+                try:
+                    await self._leave_if_refused(socket, room, socket.data.get("user"))
+                except Exception:  # the owner lookup failed (the database away): the others still
+                    logger.exception("could not check socket %s in %s again", socket.sid, room)
 
     async def _leave_rooms_refused(self, socket: Socket, principal: Principal | None) -> None:
         """Leave the private rooms the policy no longer lets `principal` into."""

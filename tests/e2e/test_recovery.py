@@ -192,8 +192,12 @@ async def _socket(server, connect: dict) -> tuple:
 
 
 async def _next_event(ws, name: str, within: float = 10) -> list:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
-        frame = await asyncio.wait_for(ws.recv(), within)
+        frame = await asyncio.wait_for(ws.recv(), deadline - asyncio.get_running_loop().time())
+        if frame == "2":  # Engine.IO's ping: answered, or the server closes a quiet client
+            await ws.send("3")
+            continue
         if frame.startswith("42") and json.loads(frame[2:])[0] == name:
             return json.loads(frame[2:])
 
@@ -232,5 +236,27 @@ async def test_a_recovered_socket_whose_token_expired_meanwhile_is_told(server):
     try:
         assert again == sid
         assert (await _next_event(ws, "auth_error"))[1] == {"error": "token expired"}
+    finally:
+        await ws.close()
+
+
+async def test_a_recovered_user_still_expires_when_its_token_does(server):
+    """The user a recovery restores keeps its token's expiry: at it, `auth_error {error: "token
+    expired"}` and its private rooms are left, as for a socket that never dropped."""
+    user = "3d4e5f60-7182-4930-a4b5-c6d7e8f90a1b"
+    short = manage(server.env, "mint_token", "--user", user, "--ttl", "4").stdout.strip()
+    ws, sid, pid, offset = await _socket(server, {})
+    await ws.send(json.dumps(["authenticate", {"token": short}]).join(["42", ""]))
+    await _next_event(ws, "authenticated")
+    ws.transport.abort()
+    ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
+    try:
+        assert again == sid
+        await emit_via_server(server, f"user:{user}", "note", {"n": 1})
+        assert (await _next_event(ws, "note"))[1] == {"n": 1}  # signed in again, in its room
+        assert (await _next_event(ws, "auth_error", within=10))[1] == {"error": "token expired"}
+        await emit_via_server(server, f"user:{user}", "note", {"n": 2})
+        with pytest.raises(asyncio.TimeoutError):
+            await _next_event(ws, "note", within=1)
     finally:
         await ws.close()
