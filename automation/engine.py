@@ -6,8 +6,9 @@ automation one after the other, and the second sees `last_sequence` already at t
 skips it: every update is evaluated exactly once per automation. The run's unique (automation,
 sequence, update time) is the last guard. The decisions themselves are automation.conditions'.
 
-Returns what to emit and which runs to execute; the caller (a Celery task, or the in-process
-runner) emits after this returns, i.e. after commit, and queues the executions.
+Returns the runs it fired and what else to emit; the caller (a Celery task, or the in-process
+runner) announces the runs' automation:triggered (automation.announcements: owed from the row
+until it went out) after this returns, i.e. after commit, emits the rest and queues the executions.
 
 Price samples for price_change triggers live in the cache (Redis with REDIS_URL, shared by the
 server and the workers; local memory on the embedded default, where one process does all):
@@ -41,7 +42,8 @@ SAMPLE_SPACING_SECONDS = 10
 
 @dataclass
 class Evaluation:
-    """What one price update did: events to emit (in order) and runs to execute."""
+    """What one price update did: the runs it fired (their triggered owed, their execution to
+    queue), and events about automations themselves to emit (an unreadable trigger's error)."""
 
     events: list[Event] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
@@ -137,10 +139,6 @@ def _evaluate_one(pk, *, price: Decimal, sequence: int, timestamp: int, samples,
                 if automation.max_executions is not None and automation.trigger_count >= automation.max_executions:
                     automation.status = Automation.Status.COMPLETED
                     fields.append("status")
-                into.events.append((rooms_of(automation), "automation:triggered", {
-                    "automationId": str(automation.pk), "userId": automation.owner_id, "walletId": str(automation.wallet_id),
-                    "triggerCondition": run.trigger_condition, "triggerData": run.trigger_data,
-                }))
                 into.runs.append(str(run.pk))
         automation.save(update_fields=fields)
 

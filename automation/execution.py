@@ -1,4 +1,4 @@
-"""Executing a fired run: its action, and how the run ends (the automation:executed / error events).
+"""Executing a fired run: its action, and how the run ends (its automation:executed / error owed).
 
 One attempt at a time (run_execute); the caller retries a Retryable with backoff (run_defer)
 and, out of attempts, ends the run with run_give_up. An attempt claims the run by its attempt
@@ -11,7 +11,9 @@ transactions app settles its transaction (run_settle, from transactions' transac
 - in a ledger and failed: automation:executed {result: "failed", transactionHash, error};
 - anything before the ledger (no custody, Horizon down after the retries, refused at
   submission, a bad destination, timed out unsubmitted): automation:error {error, errorCode}.
-Every ending is a conditional update of the run's status, so it is emitted once.
+Every ending is a conditional update of the run's status, so it happens once; each function
+returns the runs it ended, whose events the caller announces (automation.announcements derives
+them from the rows, so one left owed by a fault is still emitted by the sweep).
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from transactions.models import TrackedTransaction
 
 from . import payments
 from .custody import CustodyError
-from .engine import Event, ms, rooms_of
 from .models import Automation, AutomationRun
 
 logger = logging.getLogger(__name__)
 
 Status = AutomationRun.Status
 OPEN = (Status.PENDING, Status.SUBMITTED)
+Ended = list[str]  # the ids of the runs a call ended
 # The first attempt and four retries (tasks.backoff_seconds: 1, 2, 4, 8 s apart).
 EXECUTION_ATTEMPTS = 5
 # A run not done within a minute of its trigger is not attempted again: the retries take 15 s
@@ -62,42 +64,31 @@ class Retryable(Exception):
         self.attempts = attempts  # the run's attempts so far, this one included
 
 
-def _base(run: AutomationRun) -> dict:
-    automation = run.automation
-    return {"automationId": str(automation.pk), "userId": automation.owner_id, "walletId": str(automation.wallet_id)}
-
-
 def _close(run: AutomationRun, *, status: str, from_statuses=OPEN, **fields) -> bool:
     """Move the run to `status` if nobody has ended it yet; whether this call did."""
     return bool(AutomationRun.objects.filter(pk=run.pk, status__in=from_statuses).update(status=status, finished_at=timezone.now(), **fields))
 
 
-def _executed(run: AutomationRun, *, at: datetime, success: bool, tx_hash: str = "", error: str = "", error_code: str = "") -> list[Event]:
+def _executed(run: AutomationRun, *, at: datetime, success: bool, tx_hash: str = "", error: str = "", error_code: str = "") -> Ended:
     result = {**run.result, "result": "success" if success else "failed"}
     if not _close(run, status=Status.EXECUTED if success else Status.FAILED, executed_at=at, result=result,
                   error=error, error_code=error_code, **({"transaction_hash": tx_hash} if tx_hash else {})):
         return []
     counter = "execution_count" if success else "failure_count"
     Automation.objects.filter(pk=run.automation_id).update(**{counter: F(counter) + 1}, last_executed_at=at)
-    data = {**_base(run), "result": result["result"], "executedAt": ms(at)}
-    if tx_hash:
-        data["transactionHash"] = tx_hash
-    if error:
-        data["error"] = error
-    return [(rooms_of(run.automation), "automation:executed", data)]
+    return [str(run.pk)]
 
 
-def _error(run: AutomationRun, *, error: str, code: str) -> list[Event]:
-    at = timezone.now()
+def _error(run: AutomationRun, *, error: str, code: str) -> Ended:
     if not _close(run, status=Status.FAILED, error=error, error_code=code):
         return []
     Automation.objects.filter(pk=run.automation_id).update(failure_count=F("failure_count") + 1)
     logger.warning("automation %s run %s failed before execution: %s (%s)", run.automation_id, run.pk, error, code)
-    return [(rooms_of(run.automation), "automation:error", {**_base(run), "error": error, "errorCode": code, "errorAt": ms(at)})]
+    return [str(run.pk)]
 
 
-def run_execute(*, run_id: str, attempts: int = 0) -> list[Event]:
-    """Attempt number `attempts + 1` of the run's action; the events to emit. Raises Retryable."""
+def run_execute(*, run_id: str, attempts: int = 0) -> Ended:
+    """Attempt number `attempts + 1` of the run's action; the runs it ended. Raises Retryable."""
     with transaction.atomic():
         run = AutomationRun.objects.select_for_update().select_related("automation", "automation__wallet").filter(pk=run_id).first()
         if run is None or run.status != Status.PENDING or run.attempts != attempts:
@@ -124,7 +115,7 @@ def run_execute(*, run_id: str, attempts: int = 0) -> list[Event]:
     return _submitted(run, tx_hash)
 
 
-def _submitted(run: AutomationRun, tx_hash: str) -> list[Event]:
+def _submitted(run: AutomationRun, tx_hash: str) -> Ended:
     """The run's payment is tracked: it waits for the transactions app to settle it."""
     AutomationRun.objects.filter(pk=run.pk, status=Status.PENDING).update(status=Status.SUBMITTED, transaction_hash=tx_hash)
     # The watcher may have settled it between submission and now: settle from the row then.
@@ -139,7 +130,7 @@ def run_defer(*, run_id: str, attempts: int, seconds: float) -> None:
         stale_at=stale_after(seconds + settings.AUTOMATION_STALE_GRACE))
 
 
-def run_expire(run: AutomationRun) -> list[Event]:
+def run_expire(run: AutomationRun) -> Ended:
     """No more attempts (out of them, or past the window). A run whose payment was never built
     was never submitted: automation:error. One whose signed envelope exists may have reached
     Horizon (its worker died around the submission), so it is never submitted again nor said
@@ -159,7 +150,7 @@ def run_expire(run: AutomationRun) -> list[Event]:
                   code="execution_timeout")
 
 
-def run_give_up(*, run_id: str, error: str) -> list[Event]:
+def run_give_up(*, run_id: str, error: str) -> Ended:
     """Out of attempts: the run ends in automation:error (Horizon stayed unavailable)."""
     run = AutomationRun.objects.select_related("automation").filter(pk=run_id).first()
     if run is None:
@@ -167,17 +158,17 @@ def run_give_up(*, run_id: str, error: str) -> list[Event]:
     return _error(run, error=f"Horizon unavailable after {run.attempts} attempts: {error}", code="horizon_unavailable")
 
 
-def run_settle(*, tracked: TrackedTransaction) -> list[Event]:
+def run_settle(*, tracked: TrackedTransaction) -> Ended:
     """A tracked transaction settled: end the runs that submitted it."""
-    events: list[Event] = []
+    ended: Ended = []
     runs = AutomationRun.objects.select_related("automation").filter(
         transaction_hash=tracked.hash, automation__wallet_id=tracked.wallet_id, status__in=OPEN)
     for run in runs:
         if tracked.status == TrackedTransaction.Status.CONFIRMED:
-            events += _executed(run, at=tracked.confirmed_at or timezone.now(), success=True, tx_hash=tracked.hash)
+            ended += _executed(run, at=tracked.confirmed_at or timezone.now(), success=True, tx_hash=tracked.hash)
         elif tracked.ledger is not None:  # in a ledger, failed there
-            events += _executed(run, at=tracked.failed_at or timezone.now(), success=False, tx_hash=tracked.hash,
+            ended += _executed(run, at=tracked.failed_at or timezone.now(), success=False, tx_hash=tracked.hash,
                                 error=tracked.error, error_code=tracked.error_code)
         else:  # timed out: it never reached a ledger
-            events += _error(run, error=tracked.error or "the payment never reached a ledger", code=tracked.error_code or "tx_timeout")
-    return events
+            ended += _error(run, error=tracked.error or "the payment never reached a ledger", code=tracked.error_code or "tx_timeout")
+    return ended

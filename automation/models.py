@@ -95,6 +95,13 @@ class AutomationRun(models.Model):
         EXECUTED = "executed"
         FAILED = "failed"
 
+    class Announced(models.IntegerChoices):
+        """How far the run's events went out (automation.announcements): it trails the status."""
+
+        NOTHING = 0
+        TRIGGERED = 1  # automation:triggered
+        ENDED = 2  # automation:executed or automation:error
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="runs")
     sequence = models.BigIntegerField(help_text="the per-pair sequence of the price update that fired it")
@@ -113,6 +120,11 @@ class AutomationRun(models.Model):
     # queued execution started, its attempt finished, its retry's countdown ended). Past it
     # nobody holds it (a worker died, a message was lost): the sweep takes it (automation.recovery).
     stale_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The events owed are derived from the row: triggered from the firing, the ending once the
+    # run is closed; `announced` is how far they went out. A claim to emit them holds the row
+    # until `announcing_until` (a lease: its holder died, the next pass emits them).
+    announced = models.PositiveSmallIntegerField(choices=Announced.choices, default=Announced.NOTHING, editable=False)
+    announcing_until = models.DateTimeField(null=True, blank=True, editable=False)
     triggered_at = models.DateTimeField(auto_now_add=True)
     executed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -122,8 +134,14 @@ class AutomationRun(models.Model):
             # A price update fires an automation at most once, even if two workers race.
             models.UniqueConstraint(fields=["automation", "sequence", "price_at"], name="one_run_per_price_update"),
         ]
-        # The sweep's query: open runs nobody has touched in time.
-        indexes = [models.Index(fields=["status", "stale_at"], name="automation_run_open_stale")]
+        indexes = [
+            # The sweep's query: open runs nobody has touched in time.
+            models.Index(fields=["status", "stale_at"], name="automation_run_open_stale"),
+            # The sweep's other query: runs whose events did not all go out (open ones, and the
+            # few an outage left owed); announced runs, nearly all of them, are not in it.
+            models.Index(fields=["triggered_at"], name="automation_run_unannounced",
+                         condition=models.Q(announced__lt=2)),
+        ]
         ordering = ["-triggered_at"]
 
     def __str__(self) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from realtime.api import emit_sync
-
 from . import execution, tasks
 
 
@@ -24,6 +22,6 @@ async def on_price_updated(sender, *, pair: str, price: float, sequence: int, ti
 
 
 def on_transaction_settled(sender, *, tracked, **kwargs) -> None:
-    """Runs in the settling code's thread, after its commit: end the runs that submitted it."""
-    for rooms, event, data in execution.run_settle(tracked=tracked):
-        emit_sync(rooms, event, data, retry_for=tasks.EMIT_RETRY_SECONDS)
+    """Runs in the settling code's thread, after its commit: end the runs that submitted it and
+    announce them (what is not sent stays owed: the sweep sends it)."""
+    tasks.announce_runs_sync(execution.run_settle(tracked=tracked))

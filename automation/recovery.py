@@ -11,7 +11,8 @@ a payment resubmits the same signed envelope (never a second payment).
 
 A submitted run waits for transaction_settled; a worker dying between the settlement's commit
 and that receiver would leave it submitted, so the sweep also settles submitted runs whose
-tracked transaction has settled.
+tracked transaction has settled. Events the runs owe (automation.announcements) go out in the
+same sweep, after these.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from django.utils import timezone
 
 from transactions.models import TrackedTransaction
 
-from .engine import Event
-from .execution import run_settle
+from .execution import Ended, run_settle
 from .models import AutomationRun
 
 Status = AutomationRun.Status
@@ -50,11 +50,11 @@ def runs_stale_take(*, limit: int = SWEEP_LIMIT) -> list[tuple[str, int]]:
     return taken
 
 
-def runs_settle_missed(*, limit: int = SWEEP_LIMIT) -> list[Event]:
-    """End the submitted runs whose transaction settled without them hearing it; the events."""
+def runs_settle_missed(*, limit: int = SWEEP_LIMIT) -> Ended:
+    """End the submitted runs whose transaction settled without them hearing it; those runs."""
     hashes = AutomationRun.objects.filter(status=Status.SUBMITTED).values("transaction_hash")
-    events: list[Event] = []
+    ended: Ended = []
     settled = TrackedTransaction.objects.filter(hash__in=hashes).exclude(status=TrackedTransaction.Status.PENDING)
     for tracked in settled[:limit]:
-        events += run_settle(tracked=tracked)  # conditional: the receiver, if late, emits nothing
-    return events
+        ended += run_settle(tracked=tracked)  # conditional: the receiver, if late, ends nothing
+    return ended

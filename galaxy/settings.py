@@ -359,6 +359,10 @@ AUTOMATION_IN_PROCESS = env_bool("AUTOMATION_IN_PROCESS", not REDIS_URL)
 AUTOMATION_STALE_GRACE = env_seconds("AUTOMATION_STALE_GRACE", 10.0)
 # The sweep (one indexed query) this often: a stranded run ends within a grace plus this.
 AUTOMATION_SWEEP_INTERVAL = env_seconds("AUTOMATION_SWEEP_INTERVAL", 5.0)
+# A run's owed events (triggered, executed, error) claimed by a worker that then died before
+# marking them announced (a SIGKILL during its emit's retries, which take a third of this) are
+# emitted by the first sweep after this: longer than any worker's retries. Tests lower it.
+AUTOMATION_ANNOUNCE_LEASE_SECONDS = env_seconds("AUTOMATION_ANNOUNCE_LEASE_SECONDS", 90.0)
 CELERY_BEAT_SCHEDULE["automation-sweep-runs"] = {
     "task": "automation.sweep_runs", "schedule": AUTOMATION_SWEEP_INTERVAL,
     # A sweep not run within two intervals is superseded by the next one.

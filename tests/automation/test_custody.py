@@ -104,12 +104,15 @@ def test_without_wallet_encryption_key_nothing_is_stored_and_a_payment_run_ends_
     assert set_key(env, wallet_id, keypair.secret).returncode == 0  # stored while the key was configured
     result = py(no_key, f"""
 from automation.models import Automation, AutomationRun
+from automation.announcements import runs_announce_now
 from automation.execution import run_execute
 a = Automation.objects.create(owner_id='u1', wallet_id='{wallet_id}', name='pay', status='active', pair='XLM_USDC',
     trigger_type='price_above', trigger_params={{"threshold": "1"}}, action_type='payment',
     action_params={{"destination": "{Keypair.random().public_key}", "amount": "5", "asset": "XLM"}})
-run = AutomationRun.objects.create(automation=a, sequence=1, trigger_condition='t', trigger_data={{}})
-events = run_execute(run_id=str(run.pk))
+# Its triggered went out: the ending is what it owes.
+run = AutomationRun.objects.create(automation=a, sequence=1, trigger_condition='t', trigger_data={{}},
+                                   announced=AutomationRun.Announced.TRIGGERED)
+events = [event for _, _, event in runs_announce_now(run_ids=run_execute(run_id=str(run.pk)))]
 run.refresh_from_db()
 out = {{"events": events, "run": [run.status, run.error_code, run.transaction_hash], "automation": str(a.pk)}}
 """)

@@ -1,14 +1,18 @@
-"""Runs whose worker died or whose execution was never queued still end, once, and pay once.
+"""Runs whose worker died or whose execution was never queued still end, once, and pay once;
+their events reach the client once, even when Redis goes away or the worker dies around an emit.
 
 A stack of its own (test_engine_celery's shape): a daphne server, a standalone beat, and Celery
 workers started and SIGKILLed by the tests, one at a time so the victim is the worker holding
-the run. Grace and sweep are lowered to 1 s so a stranded run is taken back within seconds.
+the run. Grace and sweep are lowered to 1 s so a stranded run is taken back within seconds, the
+announce lease to 6 s (so an emit is retried 2 s). A worker may reach Redis (its cache and
+channel layer; not the broker) through a proxy the test cuts as the worker sends an event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +25,7 @@ from stellar_sdk import Keypair
 
 from tests.automation.test_engine_celery import BROKER_URL, CACHE_URL, Stack, funded_payer, subscribed
 from tests.servers import BASE_ENV, ROOT, forget_run, fresh_postgres, manage, start_celery_worker, start_daphne, stop_process
+from tests.tcpproxy import TcpProxy
 from tests.transactions.conftest import SERVER_ENV
 
 RUN_ID = f"automation-recovery-{os.getpid()}"
@@ -28,6 +33,10 @@ ARTIFACTS = ROOT / "artifacts"
 # A killed attempt is held for 2 × HORIZON_REQUEST_TIMEOUT + grace (5 s) before the sweep takes it.
 HORIZON_TIMEOUT = 2
 WAIT = 25.0
+# A claimed event is held this long; an emit is retried a third of it (automation.tasks).
+ANNOUNCE_LEASE = 6
+# Old code retried an emit 30 s whatever the lease: a test waits for the give-up, not a time.
+GAVE_UP = re.compile(r"not emitted|raised unexpected: EmitFailed")
 
 
 class RecoveryStack(Stack):
@@ -35,18 +44,28 @@ class RecoveryStack(Stack):
         super().__init__(*args)
         self.workers: list[subprocess.Popen] = []
 
-    def only_worker(self) -> subprocess.Popen:
-        """A new worker, the only one running: it takes every task, so it is the one to kill."""
+    def only_worker(self, redis_url: str | None = None) -> subprocess.Popen:
+        """A new worker, the only one running: it takes every task, so it is the one to kill;
+        `redis_url` for its cache and channel layer (the broker stays direct)."""
         for worker in self.workers:
             if worker.poll() is None:
                 stop_process(worker)
-        return self.worker()
+        return self.worker(redis_url)
 
-    def worker(self) -> subprocess.Popen:
+    def worker(self, redis_url: str | None = None) -> subprocess.Popen:
         name = f"{RUN_ID}-w{len(self.workers)}"
-        worker = start_celery_worker(self.env, name=name, log=ARTIFACTS / f"{name}.log")
+        env = {**self.env, "REDIS_URL": redis_url} if redis_url else self.env
+        worker = start_celery_worker(env, name=name, log=self.log_of(len(self.workers)))
         self.workers.append(worker)
         return worker
+
+    @staticmethod
+    def log_of(index: int):
+        return ARTIFACTS / f"{RUN_ID}-w{index}.log"
+
+    def worker_log(self) -> str:
+        """The newest worker's log."""
+        return self.log_of(len(self.workers) - 1).read_text(errors="replace")
 
     def payments(self, public_key: str) -> list[str]:
         return [h for h, tx in self.control("submitted", method="get").items() if tx["source"] == public_key]
@@ -64,6 +83,7 @@ def stack(horizon):
            "CELERY_BROKER_URL": BROKER_URL, "CELERY_RESULT_BACKEND": BROKER_URL, "CELERY_TASK_DEFAULT_QUEUE": RUN_ID,
            "MARKET_MIN_POLL_INTERVAL": "0.2", "TRANSACTION_POLL_INTERVAL": "0.3", "TRANSACTION_DEADLINE_SECONDS": "60",
            "HORIZON_REQUEST_TIMEOUT": str(HORIZON_TIMEOUT), "AUTOMATION_STALE_GRACE": "1", "AUTOMATION_SWEEP_INTERVAL": "1",
+           "AUTOMATION_ANNOUNCE_LEASE_SECONDS": str(ANNOUNCE_LEASE),
            "WALLET_ENCRYPTION_KEY": Fernet.generate_key().decode()}
     manage(env, "migrate", "--noinput")
     schedule = ARTIFACTS / f"automation-recovery-beat-{os.getpid()}"
@@ -181,6 +201,159 @@ async def test_a_firing_whose_execution_was_never_queued_is_executed_or_given_up
         assert (error["automationId"], error["errorCode"]) == (late, "execution_timeout")
         await client.none("automation:executed", 2.0)
         assert client.drain("automation:error") == []
+        # Their triggered events, owed since the firing, went out with them, once each.
+        assert sorted(t["automationId"] for t in client.drain("automation:triggered")) == sorted([fresh, late])
         assert [run["status"] for run in await asyncio.to_thread(stack.runs, late)] == ["failed"]
     finally:
         await client.close()
+
+
+class CutAtEvent(TcpProxy):
+    """A proxy in front of Redis that cuts (every connection; new ones refused until `restore`)
+    when a chunk on its way to Redis carries `marker`, before it arrives: Redis going away as
+    the worker sends that event."""
+
+    def __init__(self, *ports: int) -> None:
+        super().__init__(*ports)
+        self.marker: bytes | None = None
+        self.fired = asyncio.Event()
+
+    def cut_at(self, marker: bytes) -> None:
+        self.marker = marker
+        self.fired.clear()
+
+    async def _pipe(self, reader, writer, upstream: bool = False) -> None:
+        try:
+            while data := await reader.read(65536):
+                if upstream and self.marker is not None and self.marker in data:
+                    self.marker = None
+                    self.cut()
+                    self.fired.set()
+                    return
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()
+
+
+async def through_proxy(stack: RecoveryStack) -> CutAtEvent:
+    """The only worker, reaching Redis (not its broker) through a proxy of the test's."""
+    host_port, db = CACHE_URL.split("//", 1)[1].rsplit("/", 1)
+    proxy = await CutAtEvent(int(host_port.rsplit(":", 1)[1])).start()
+    await asyncio.to_thread(stack.only_worker, f"redis://127.0.0.1:{proxy.port}/{db}")
+    return proxy
+
+
+def in_order(client) -> list[str]:
+    """Record the names of the client's events as they arrive (besides its queues)."""
+    names: list[str] = []
+    record = client._record
+
+    async def both(event, *args):
+        names.append(event)
+        await record(event, *args)
+
+    client.sio.on("*", both)
+    return names
+
+
+async def notify_automation(stack: RecoveryStack) -> tuple[str, str, str]:
+    """A notify automation on a fresh pair, priced below its threshold: (user, automation, base)."""
+    user = str(uuid.uuid4())
+    pair, base = await asyncio.to_thread(stack.pair)
+    wallet_id = await asyncio.to_thread(stack.wallet, user)
+    automation_id = await asyncio.to_thread(stack.automation, user=user, wallet_id=wallet_id, pair=pair,
+                                            trigger="price_above", params={"threshold": "2"})
+    return user, automation_id, base
+
+
+async def gave_up(stack: RecoveryStack, timeout: float = 45.0) -> None:
+    """Until the worker's log says it gave an emit up (its retries are over)."""
+    await stack.until(lambda: GAVE_UP.search(stack.worker_log()), "the worker gave the emit up", timeout)
+
+
+def announced(stack: RecoveryStack, automation_id: str) -> list[int]:
+    return [row[0] for row in stack.query("SELECT announced FROM automation_automationrun WHERE automation_id = %s",
+                                          uuid.UUID(automation_id))]
+
+
+async def test_redis_away_past_the_emit_retries_as_a_run_ends_still_sends_its_executed_once(stack):
+    proxy = await through_proxy(stack)
+    user, automation_id, base = await notify_automation(stack)
+    client = await subscribed(stack, user, automation_id)
+    try:
+        await asyncio.to_thread(stack.trade, base, "1.0")
+        await stack.priced(automation_id, "1.0")
+        proxy.cut_at(b"automation:executed")
+        await asyncio.to_thread(stack.trade, base, "2.5")
+        await client.next("automation:triggered", timeout=WAIT)
+        await asyncio.wait_for(proxy.fired.wait(), WAIT)
+        await gave_up(stack)  # Redis away longer than the worker's retries: the run's state stands
+        assert [run["status"] for run in await asyncio.to_thread(stack.runs, automation_id)] == ["executed"]
+        await client.none("automation:executed", 0.5)
+        proxy.restore()
+
+        executed = await client.next("automation:executed", timeout=WAIT)  # the sweep's, Redis back
+        assert (executed["automationId"], executed["userId"], executed["result"]) == (automation_id, user, "success")
+        await client.none("automation:executed", 2.0)
+        assert client.drain("automation:triggered") == [] and client.drain("automation:error") == []
+        assert await asyncio.to_thread(announced, stack, automation_id) == [2]
+    finally:
+        await client.close()
+        await asyncio.to_thread(stack.only_worker)  # off the proxy
+        await proxy.stop()
+
+
+async def test_a_worker_killed_while_it_emits_a_runs_ending_leaves_it_sent_once_its_lease_lapsed(stack):
+    proxy = await through_proxy(stack)
+    user, automation_id, base = await notify_automation(stack)
+    client = await subscribed(stack, user, automation_id)
+    try:
+        await asyncio.to_thread(stack.trade, base, "1.0")
+        await stack.priced(automation_id, "1.0")
+        proxy.cut_at(b"automation:executed")
+        await asyncio.to_thread(stack.trade, base, "2.5")
+        await client.next("automation:triggered", timeout=WAIT)
+        await asyncio.wait_for(proxy.fired.wait(), WAIT)
+        await asyncio.sleep(0.3)
+        stack.workers[-1].kill()  # SIGKILL inside the emit's retries, its claim held
+        stack.workers[-1].wait()
+        proxy.restore()
+        assert [run["status"] for run in await asyncio.to_thread(stack.runs, automation_id)] == ["executed"]
+        await asyncio.to_thread(stack.worker)
+
+        executed = await client.next("automation:executed", timeout=WAIT)
+        assert (executed["automationId"], executed["result"]) == (automation_id, "success")
+        await client.none("automation:executed", 2.0)
+        assert client.drain("automation:triggered") == []
+        assert await asyncio.to_thread(announced, stack, automation_id) == [2]
+    finally:
+        await client.close()
+        await proxy.stop()
+
+
+async def test_a_triggered_emit_given_up_in_an_outage_goes_out_before_the_executed_each_once(stack):
+    proxy = await through_proxy(stack)
+    user, automation_id, base = await notify_automation(stack)
+    client = await subscribed(stack, user, automation_id)
+    names = in_order(client)
+    try:
+        await asyncio.to_thread(stack.trade, base, "1.0")
+        await stack.priced(automation_id, "1.0")
+        proxy.cut_at(b"automation:triggered")
+        await asyncio.to_thread(stack.trade, base, "2.5")
+        await asyncio.wait_for(proxy.fired.wait(), WAIT)
+        await gave_up(stack)
+        await client.none("automation:triggered", 0.5)
+        proxy.restore()
+
+        triggered = await client.next("automation:triggered", timeout=WAIT)
+        assert (triggered["automationId"], triggered["triggerData"]["price"]) == (automation_id, 2.5)
+        await client.next("automation:executed", timeout=WAIT)
+        await client.none("automation:executed", 2.0)
+        assert [name for name in names if name.startswith("automation:")] == ["automation:triggered", "automation:executed"]
+        assert await asyncio.to_thread(announced, stack, automation_id) == [2]
+    finally:
+        await client.close()
+        await asyncio.to_thread(stack.only_worker)
+        await proxy.stop()
