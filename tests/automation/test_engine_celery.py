@@ -52,7 +52,7 @@ def stack(horizon):
     manage(env, "migrate", "--noinput")
     schedule = ARTIFACTS / f"automation-beat-{os.getpid()}"
     workers, server = [], None
-    probe = Celery(broker=BROKER_URL, backend=BROKER_URL)  # sends tasks as another process would
+    probe = Celery(broker=BROKER_URL, backend=BROKER_URL, set_as_current=False)  # sends tasks as another process would (not this one's current app: other packages' tests use that)
     try:
         for name in WORKERS:  # the first runs beat too
             workers.append(start_celery_worker(env, name=f"{RUN_ID}-{name}", log=worker_log(name),

@@ -91,7 +91,7 @@ def stack(horizon):
     with (ARTIFACTS / f"{RUN_ID}-beat.log").open("wb") as out:
         beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "galaxy", "beat", "-s", str(schedule), "--loglevel=INFO"],
                                 cwd=ROOT, env={**os.environ, **BASE_ENV, **env}, stdout=out, stderr=subprocess.STDOUT)
-    server, probe = None, Celery(broker=BROKER_URL, backend=BROKER_URL)
+    server, probe = None, Celery(broker=BROKER_URL, backend=BROKER_URL, set_as_current=False)
     stack = None
     try:
         server = start_daphne("galaxy.asgi:application", env, ARTIFACTS / f"automation-recovery-server-{os.getpid()}.log")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-import galaxy.celery  # noqa: F401  (the project's Celery app, configured from settings, becomes the current app)
+from galaxy.celery import app as galaxy_app
 from market import selectors, services
-from market.tasks import market_poll_pair
 from tests.market.conftest import create_pair, database_url, in_thread
 from tests.market.inbox import Inbox
 from tests.servers import ROOT, start_celery_worker, start_daphne, stop_process
@@ -46,7 +45,9 @@ def redis_server(worker, horizon):
 
 
 async def run_task(pair_id: int) -> dict:
-    return await in_thread(lambda: market_poll_pair.delay(pair_id).get(timeout=TASK_SECONDS))
+    # Through the project's app by name: a thread's "current" Celery app is whatever another
+    # package's test last made current in that thread (a task proxy's .delay follows it).
+    return await in_thread(lambda: galaxy_app.send_task("market.poll_pair", args=[pair_id]).get(timeout=TASK_SECONDS))
 
 
 async def test_the_poll_task_runs_in_the_worker_and_stores_the_snapshot(worker, horizon):
