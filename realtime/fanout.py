@@ -78,6 +78,7 @@ class Fanout:
         self.layer_alias = layer_alias
         # async (room, its local sockets) -> None: asks the policy again (namespace.recheck_room)
         self.recheck = recheck
+        self._rechecks: set[asyncio.Task] = set()
         # async (last offset delivered, {room: joined at, epoch ms}) -> room messages logged
         # since (gap_fill.LogGapFill); None where the layer cannot lose messages (in memory).
         self.fill_gap = fill_gap
@@ -279,7 +280,9 @@ class Fanout:
     def _recheck(self, room) -> None:
         sockets = [s for (_, r), members in self._members.items() if r == room for s in members]
         if sockets and self.recheck is not None:
-            asyncio.ensure_future(self.recheck(room, sockets))
+            task = asyncio.ensure_future(self.recheck(room, sockets))
+            self._rechecks.add(task)  # held: the loop keeps only a weak reference to a task
+            task.add_done_callback(self._rechecks.discard)
 
     def _deliver_run(self, key: tuple[str, tuple[str, ...]], events: list) -> None:
         try:
