@@ -99,3 +99,19 @@ async def signed_in(server, user: str) -> Client:
     assert reply["ok"] is True, reply
     await client.next("authenticated")
     return client
+
+
+async def a_429_pauses_the_watcher(horizon, wallet: dict, client: Client) -> None:
+    """Horizon answers the watcher's next look at `wallet` with 429, Retry-After 3: for 2 s it
+    asks nothing more about it (it went on at every 0.3 s pass, keeping the limit hit), then a
+    payment made meanwhile reaches `client` (in the wallet's rooms)."""
+    path = f"/accounts/{wallet['key']}/transactions"
+    await horizon.watched(wallet["key"])
+    asked = lambda: horizon.thread.requests_served().get(path, 0)  # noqa: E731
+    await asyncio.to_thread(horizon.control, "fail", {"count": 1, "status": 429, "retry_after": 3, "match": wallet["key"]})
+    await horizon.thread.served(path, more_than=await asyncio.to_thread(asked))  # the 429 went out
+    after_429 = await asyncio.to_thread(asked)
+    record = await asyncio.to_thread(horizon.transaction, Keypair.random().public_key, wallet["key"], "5")
+    await asyncio.sleep(2)
+    assert await asyncio.to_thread(asked) == after_429  # not one request in the pause
+    assert (await client.next("transaction:confirmed", timeout=15))["hash"] == record["hash"]

@@ -15,7 +15,7 @@ from stellar_sdk.account import Account
 
 from tests.servers import fresh_postgres, fresh_sqlite, manage, start_daphne
 from tests.tcpproxy import TcpProxy
-from tests.transactions.conftest import ARTIFACTS, DEADLINE_SECONDS, SERVER_ENV, make_wallets, signed_in, token
+from tests.transactions.conftest import ARTIFACTS, DEADLINE_SECONDS, SERVER_ENV, a_429_pauses_the_watcher, make_wallets, signed_in, token
 
 ALICE, BOB = str(uuid.uuid4()), str(uuid.uuid4())
 ALICE_KEY = Keypair.random()
@@ -143,22 +143,9 @@ async def test_a_payment_made_elsewhere_to_a_subscribed_wallet_appears_once_and_
 
 
 async def test_a_rate_limited_watcher_asks_horizon_nothing_until_its_retry_after(server, horizon, wallets):
-    """Horizon's 429 with Retry-After 3: the watcher stops asking (it went on at every 0.3 s pass,
-    keeping the limit hit) and resumes after it; a payment made meanwhile still arrives."""
     bob = await signed_in(server, BOB)
     try:
-        wallet = wallets["bob"]
-        path = f"/accounts/{wallet['key']}/transactions"
-        await horizon.watched(wallet["key"])
-        asked = lambda: horizon.thread.requests_served().get(path, 0)  # noqa: E731
-        await asyncio.to_thread(horizon.control, "fail", {"count": 1, "status": 429, "retry_after": 3, "match": wallet["key"]})
-        await horizon.thread.served(path, more_than=await asyncio.to_thread(asked))  # the 429 went out
-        after_429 = await asyncio.to_thread(asked)
-        record = await asyncio.to_thread(horizon.transaction, Keypair.random().public_key, wallet["key"], "5")
-        await asyncio.sleep(2)
-        assert await asyncio.to_thread(asked) == after_429  # not one request in the pause
-        confirmed = await bob.next("transaction:confirmed", timeout=15)
-        assert confirmed["hash"] == record["hash"]
+        await a_429_pauses_the_watcher(horizon, wallets["bob"], bob)
     finally:
         await bob.close()
 

@@ -11,7 +11,7 @@ import pytest
 from stellar_sdk import Keypair
 
 from tests.servers import REDIS_URL, ROOT, forget_run, fresh_postgres, manage, start_celery_worker, start_daphne, stop_process
-from tests.transactions.conftest import SERVER_ENV, make_wallets, signed_in
+from tests.transactions.conftest import SERVER_ENV, a_429_pauses_the_watcher, make_wallets, signed_in
 from tests.transactions.test_e2e import new_hash, post
 
 RUN_ID = f"transactions-test-{os.getpid()}"
@@ -49,16 +49,23 @@ def stack(horizon):
             leftover.unlink()
 
 
-async def test_beat_settles_registered_and_outside_transactions_through_the_redis_layer(stack, horizon):
-    env, server = stack
+async def registered(env: dict, server) -> tuple[dict, object, str]:
+    """A new user's wallet, a client of theirs in its room, and a hash registered over REST
+    whose `transaction:pending` the client has had."""
     user = str(uuid.uuid4())
     wallet = (await asyncio.to_thread(make_wallets, env, {"w": user}))["w"]
     client = await signed_in(server, user)
+    assert (await client.call("transaction:subscribe", {"walletId": wallet["id"]}))["ok"] is True
+    tx_hash = new_hash()
+    assert (await post(server, "/api/transactions/", user, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
+    assert (await client.next("transaction:pending"))["hash"] == tx_hash
+    return wallet, client, tx_hash
+
+
+async def test_beat_settles_registered_and_outside_transactions_through_the_redis_layer(stack, horizon):
+    env, server = stack
+    wallet, client, tx_hash = await registered(env, server)
     try:
-        assert (await client.call("transaction:subscribe", {"walletId": wallet["id"]}))["ok"] is True
-        tx_hash = new_hash()
-        assert (await post(server, "/api/transactions/", user, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
-        assert (await client.next("transaction:pending"))["hash"] == tx_hash
         await horizon.watched(wallet["key"])
         record = await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "4", hash=tx_hash)
         confirmed = await client.next("transaction:confirmed", timeout=15)
@@ -71,23 +78,13 @@ async def test_beat_settles_registered_and_outside_transactions_through_the_redi
 
 
 async def test_a_429_pauses_the_beat_watcher_until_its_retry_after(stack, horizon):
-    """As the in-process watcher (test_e2e): after Horizon's 429 with Retry-After 3, no follow
-    task asks Horizon for 2 s, then a payment made meanwhile arrives."""
+    """As the in-process watcher (test_e2e): no follow task asks Horizon in the pause."""
     env, server = stack
     user = str(uuid.uuid4())
     wallet = (await asyncio.to_thread(make_wallets, env, {"w": user}))["w"]
     client = await signed_in(server, user)
     try:
-        path = f"/accounts/{wallet['key']}/transactions"
-        await horizon.watched(wallet["key"])
-        asked = lambda: horizon.thread.requests_served().get(path, 0)  # noqa: E731
-        await asyncio.to_thread(horizon.control, "fail", {"count": 1, "status": 429, "retry_after": 3, "match": wallet["key"]})
-        await horizon.thread.served(path, more_than=await asyncio.to_thread(asked))  # the 429 went out
-        after_429 = await asyncio.to_thread(asked)
-        record = await asyncio.to_thread(horizon.transaction, Keypair.random().public_key, wallet["key"], "5")
-        await asyncio.sleep(2)
-        assert await asyncio.to_thread(asked) == after_429
-        assert (await client.next("transaction:confirmed", timeout=15))["hash"] == record["hash"]
+        await a_429_pauses_the_watcher(horizon, wallet, client)
     finally:
         await client.close()
 
@@ -97,14 +94,8 @@ async def test_an_event_claimed_by_a_worker_that_died_before_its_emit_goes_out_a
     retries: here a process that claims and exits). The claim lapses: the next pass after the
     lease emits the event, once."""
     env, server = stack
-    user = str(uuid.uuid4())
-    wallet = (await asyncio.to_thread(make_wallets, env, {"w": user}))["w"]
-    client = await signed_in(server, user)
+    wallet, client, tx_hash = await registered(env, server)
     try:
-        assert (await client.call("transaction:subscribe", {"walletId": wallet["id"]}))["ok"] is True
-        tx_hash = new_hash()
-        assert (await post(server, "/api/transactions/", user, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
-        assert (await client.next("transaction:pending"))["hash"] == tx_hash
         # Confirmed and claimed in one commit, so no pass of the live worker sees it owed first.
         await asyncio.to_thread(manage, env, "shell", "-c", "\n".join([
             "import os", "from django.db import transaction", "from django.utils import timezone",
