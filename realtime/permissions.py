@@ -8,6 +8,7 @@ functions named in settings.REALTIME_ROOM_OWNERS; the `admin` permission opens e
 from __future__ import annotations
 
 import logging
+import secrets
 from functools import cache
 from typing import Callable
 
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 # Ownership changes rarely and is invalidated on change (forget_room_owner); 30 s bounds how
 # stale a cache in another process can be if an invalidation is lost.
 OWNER_CACHE_SECONDS = 30
+# A room's owner generation (see room_owner) outlives its cached owners so they stay usable; if
+# it expires or is evicted, a new one is drawn and they are merely missed (one database read).
+GENERATION_SECONDS = 3600
 _NO_OWNER = ""
 
 
@@ -50,17 +54,31 @@ async def check_room_access(user, room: str) -> None:
 
 
 async def room_owner(kind: str, ident: str) -> str | None:
-    key = _cache_key(kind, ident)
-    owner = await django_cache.aget(key)
-    if owner is None:
-        owner = await database_sync_to_async(_owner_lookup(kind))(ident) or _NO_OWNER
-        await django_cache.aset(key, owner, OWNER_CACHE_SECONDS)
+    """The owner of `kind:ident` (None if none), cached for OWNER_CACHE_SECONDS.
+
+    A lookup that read the old owner just before an owner change committed may write it to the
+    cache after forget_room_owner ran; left as is, the old owner would be let in again for 30 s.
+    So each cached owner carries the room's generation as the lookup saw it before its database
+    read, and forget_room_owner draws a new generation: a stale write is never read back.
+    """
+    generation_key, owner_key = _cache_keys(kind, ident)
+    found = await django_cache.aget_many([generation_key, owner_key])
+    generation, cached = found.get(generation_key), found.get(owner_key)
+    if generation is not None and cached is not None and cached[0] == generation:
+        return cached[1] or None
+    if generation is None:  # first lookup (or it expired): racing lookups keep the first one's
+        await django_cache.aadd(generation_key, secrets.token_hex(8), GENERATION_SECONDS)
+        generation = await django_cache.aget(generation_key)
+    owner = await database_sync_to_async(_owner_lookup(kind))(ident) or _NO_OWNER
+    if generation is not None:
+        await django_cache.aset(owner_key, (generation, owner), OWNER_CACHE_SECONDS)
     return owner or None
 
 
 def forget_room_owner(kind: str, ident: str) -> None:
-    """Drop the cached owner of `kind:ident`; domain apps call it when ownership changes."""
-    django_cache.delete(_cache_key(kind, ident))
+    """Drop the cached owner of `kind:ident`; domain apps call it when ownership changes, after
+    the commit. A new generation rather than a delete: see room_owner."""
+    django_cache.set(_cache_keys(kind, ident)[0], secrets.token_hex(8), GENERATION_SECONDS)
 
 
 def room_access_changed(kind: str, ident: str) -> None:
@@ -98,8 +116,9 @@ def follow_room_owners(model, kind: str) -> None:
     post_delete.connect(deleted, sender=model, weak=False, dispatch_uid=uid)
 
 
-def _cache_key(kind: str, ident: str) -> str:
-    return f"realtime:room-owner:{kind}:{ident}"
+def _cache_keys(kind: str, ident: str) -> tuple[str, str]:
+    """The keys of the room's owner generation and of its cached (generation, owner)."""
+    return f"realtime:room-owner-generation:{kind}:{ident}", f"realtime:room-owner-entry:{kind}:{ident}"
 
 
 @cache
