@@ -18,7 +18,7 @@ from automation.tasks import ensure_engine_running  # noqa: E402
 from realtime.app import build_engine, cleanups_of, gate_from_settings  # noqa: E402
 from realtime.forwarding import Forwarder  # noqa: E402
 from realtime.lifecycle import Lifecycle, LifecycleMiddleware  # noqa: E402
-from realtime.transports import DirectWebSocketRoute, socketio_routes  # noqa: E402
+from realtime.transports import DirectSocketIORoute, socketio_routes  # noqa: E402
 from transactions.tasks import ensure_watcher_running  # noqa: E402
 
 engine = build_engine()
@@ -46,10 +46,11 @@ routers = ProtocolTypeRouter(
         "websocket": URLRouter(websocket_routes),
     }
 )
-# Socket.IO's WebSockets go straight to their transport: each router a WebSocket passes through
-# stays in its call for the connection's life (memory per connection). The routers still serve
-# the rest, and would route those WebSockets the same way.
-application = LifecycleMiddleware(DirectWebSocketRoute(routers, engine, gate), lifecycle)
+# Socket.IO's requests and WebSockets go straight to their transport: each router a WebSocket
+# passes through stays in its call for the connection's life (memory per connection), and a
+# long-polling client pays them on every request (CPU per message). The routers still serve the
+# rest, and would route Socket.IO's the same way.
+application = LifecycleMiddleware(DirectSocketIORoute(routers, engine, gate, forwarder=forwarder), lifecycle)
 
 # Garbage collection for a process holding thousands of long-lived connections (README,
 # "Benchmark"). A full collection walks every object; while connections pile up (a deploy's

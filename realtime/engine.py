@@ -179,7 +179,7 @@ class EngineSession:
             self._backlog.clear()
         asyncio.ensure_future(self.close("slow consumer"))
 
-    def _wake(self) -> None:
+    def _wake(self, _done: asyncio.Future | None = None) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -200,8 +200,9 @@ class EngineSession:
 
     # -- long-polling ----------------------------------------------------------------------
 
-    async def poll(self) -> str:
-        """Wait for frames and return them as one polling response body.
+    async def poll(self, client_gone: asyncio.Future | None = None) -> str | None:
+        """Wait for frames and return them as one polling response body, or None once
+        `client_gone` is done first: the client went away, which ends the session, as in Node.
 
         A session that closed since the request found it answers what was left, or a noop.
         """
@@ -210,13 +211,21 @@ class EngineSession:
         if self._poll_waiting:
             raise SessionError(eio.ErrorCode.BAD_REQUEST, close_session=True)
         self._poll_waiting = True
+        if client_gone is not None:
+            client_gone.add_done_callback(self._wake)
         try:
             while not self._outbox and self.state in (State.POLLING, State.UPGRADING):
+                if client_gone is not None and client_gone.done():
+                    # Closed while this GET still counts as waiting: no noop is owed to a next one.
+                    await self.close("transport close", notify_client=False)
+                    return None
                 self._waiter = self._loop.create_future()
                 await self._waiter
         finally:
             self._poll_waiting = False
             self._waiter = None
+            if client_gone is not None:
+                client_gone.remove_done_callback(self._wake)
         if self.state is State.CLOSED:
             self.server.take_client_close(self.sid)  # this GET was the one owed a noop
         frames, self._outbox = self._outbox, []

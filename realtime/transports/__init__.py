@@ -7,26 +7,32 @@ from .polling import PollingTransport
 from .websocket import WebSocketTransport
 
 
-class DirectWebSocketRoute:
-    """ASGI app: a WebSocket for exactly `/<prefix>` goes straight to a new WebSocket
-    transport; everything else to `app` (the Channels routers, which route it as before).
+class DirectSocketIORoute:
+    """ASGI app: a request or WebSocket for exactly `/<prefix>` goes straight to a new transport
+    of its kind; everything else to `app` (the Channels routers, which route it as before).
 
     A WebSocket's ASGI call lasts as long as the connection, and every router it passes
     through stays suspended in it: ProtocolTypeRouter, URLRouter (with its copy of the scope)
     and as_asgi's wrapper held ~1.3 KiB per connection (tests/benchmarks' RSS per connection).
-    The transport needs neither the scope's `url_route` nor `path_remaining`.
+    A long-polling client makes a request per message it receives, and the routers were ~8 %
+    of each one's CPU (py-spy, tests/benchmarks --transport polling). The transports need
+    neither the scope's `url_route` nor `path_remaining`.
     """
 
-    def __init__(self, app, engine, gate, prefix: str = "socket.io/") -> None:
+    def __init__(self, app, engine, gate, prefix: str = "socket.io/", forwarder=None) -> None:
         self.app = app
         self.engine = engine
         self.gate = gate
+        self.forwarder = forwarder  # as socketio_routes' (several nodes sharing Redis)
         self.path = "/" + prefix
 
     @markcoroutinefunction  # returns the coroutine to await, so holds no frame of its own
     def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket" and scope["path"] == scope.get("root_path", "") + self.path:
-            return WebSocketTransport(engine=self.engine, gate=self.gate)(scope, receive, send)
+        if scope["path"] == scope.get("root_path", "") + self.path:
+            if scope["type"] == "websocket":
+                return WebSocketTransport(engine=self.engine, gate=self.gate)(scope, receive, send)
+            if scope["type"] == "http":
+                return PollingTransport(engine=self.engine, gate=self.gate, forwarder=self.forwarder)(scope, receive, send)
         return self.app(scope, receive, send)
 
 

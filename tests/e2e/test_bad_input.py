@@ -99,6 +99,17 @@ async def test_second_concurrent_get_is_400_and_closes_the_session(http, server)
         assert resp.status == 400
 
 
+async def test_a_long_poll_the_client_aborts_ends_its_session_at_once(http, server):
+    sid = await open_polling(http, server)
+    waiting = asyncio.ensure_future(http.get(eio_url(server, sid=sid)))
+    await asyncio.sleep(0.1)
+    waiting.cancel()  # the client goes away: aiohttp closes the connection mid-request
+    await asyncio.sleep(0.3)  # well before the first ping (1 s) would have answered the poll
+    async with http.get(eio_url(server, sid=sid)) as resp:
+        # Not "Bad request" (code 3, a second GET while the first still waits): the session is gone.
+        assert await error_of(resp) == (400, {"code": 1, "message": "Session ID unknown"})
+
+
 async def test_oversized_post_is_413_and_closes_that_session(http, server):
     sid = await open_polling(http, server)
     async with http.post(eio_url(server, sid=sid), data=b"4" + b"x" * MAX_BUFFER) as resp:
