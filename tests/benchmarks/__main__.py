@@ -65,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port (default 1)")
     parser.add_argument("--anonymous", action="store_true",
                         help="clients send no token (to see what auth costs; not the issue's scenario)")
+    parser.add_argument("--transport", choices=["websocket", "polling"], default="websocket",
+                        help="how the clients connect (default websocket; polling: HTTP long-polling only)")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -161,8 +163,10 @@ def run_one(name: str, args, redis_url: str, database_url: str | None, tokens: l
         server.wait_ready(args.workers)
         rss_before, connect_cpu_before = procstat.rss_kib(server.pids), procstat.cpu_seconds(server.pids)
 
-        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
-        generator = Generator(name, load_cpus, {"url": url, "n": args.n, "room": ROOM, "tokens": tokens})
+        scheme = "ws" if args.transport == "websocket" else "http"
+        url = f"{scheme}://127.0.0.1:{server.port}/socket.io/?EIO=4&transport={args.transport}"
+        config = {"url": url, "n": args.n, "room": ROOM, "tokens": tokens, "transport": args.transport}
+        generator = Generator(name, load_cpus, config)
         stack.callback(generator.stop)
         ready = generator.expect("ready", CONNECT_TIMEOUT_S + CONNECT_TIMEOUT_PER_CONN_S * args.n)
         connect_cpu = procstat.cpu_seconds(server.pids) - connect_cpu_before
@@ -291,7 +295,7 @@ def main(argv=None) -> int:
                 results[name] = f"{type(exc).__name__}: {exc}"
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"\n{when}  python -m tests.benchmarks {' '.join(sys.argv[1:] if argv is None else argv)}")
-    print(f"N={args.n} connections, {args.rate:g} updates/s x {args.duration:g}s = {round(args.rate * args.duration)} "
+    print(f"N={args.n} {args.transport} connections, {args.rate:g} updates/s x {args.duration:g}s = {round(args.rate * args.duration)} "
           f"updates each; workers={args.workers}; {os.cpu_count()} cores; generator+producer+Redis on cpu "
           f"{load_cpus or 'any'}, server on cpu {server_cpus or 'any'}")
     auth = "clients anonymous" if args.anonymous else "token checked per connection"

@@ -1,14 +1,18 @@
-// The benchmark's load generator: N raw WebSocket clients speaking Engine.IO v4 / Socket.IO v5.
+// The benchmark's load generator: N raw clients speaking Engine.IO v4 / Socket.IO v5 over
+// WebSocket, or over HTTP long-polling with "transport": "polling".
 //
-// Raw `ws` and hand-written frames, not socket.io-client, so the generator costs little per
-// message and is never the bottleneck. Talks to the harness (tests/benchmarks/__main__.py) in
-// JSON lines. Its first stdin line is the configuration (tokens are too many for argv):
+// Raw `ws` / `http` and hand-written packets, not socket.io-client, so the generator costs
+// little per message and is never the bottleneck. Talks to the harness
+// (tests/benchmarks/__main__.py) in JSON lines. Its first stdin line is the configuration
+// (tokens are too many for argv):
 //   {"url": "ws://127.0.0.1:PORT/socket.io/?EIO=4&transport=websocket", "n": 1000,
-//    "room": "market:XLM_USDC", "tokens": ["...", ...] | null}
+//    "room": "market:XLM_USDC", "tokens": ["...", ...] | null, "transport": "websocket"}
+// (with "transport": "polling", the url is http://...&transport=polling)
 // It prints {"event": "ready", ...} once every client is connected and subscribed; then on the
 // line "stop K" it waits until each client has K updates (or DRAIN_MS passed), prints
 // {"event": "report", ...}, closes every socket and exits.
 import { performance } from "node:perf_hooks";
+import http from "node:http";
 import { createInterface } from "node:readline";
 import WebSocket from "ws";
 
@@ -45,52 +49,108 @@ function recordLatency(ms) {
   latencies[latencyCount++] = ms;
 }
 
-function open(i) {
+// One client's Engine.IO/Socket.IO conversation, whatever carries it: `send(text)` sends a
+// packet, `finish(ok)` ends its connect phase. Returns the handler of each packet it receives.
+function conversation(i, send, finish) {
+  return (frame) => {
+    if (frame.startsWith(UPDATE_PREFIX)) {
+      const data = JSON.parse(frame.slice(2))[1];
+      if (data.seq <= lastSeq[i]) duplicates++;
+      else {
+        lastSeq[i] = data.seq;
+        received[i]++;
+        const now = nowMs();
+        recordLatency(now - data.ts);
+        if (data.ts < firstTs) firstTs = data.ts;
+        lastRx = now;
+      }
+    } else if (frame === "2") {
+      send("3"); // Engine.IO ping -> pong
+    } else if (frame[0] === "0") {
+      const auth = config.tokens ? JSON.stringify({ token: config.tokens[i] }) : "";
+      send("40" + auth); // Engine.IO open -> Socket.IO CONNECT
+    } else if (frame.startsWith("40")) {
+      send(`42["subscribe",{"room":"${config.room}"}]`);
+    } else if (frame.startsWith('42["authenticated"')) {
+      authenticated++;
+    } else if (frame.startsWith('42["subscribed"')) {
+      finish(true);
+    } else if (frame.startsWith("44") || frame.startsWith('42["error"') || frame.startsWith('42["auth_error"')) {
+      process.stderr.write(`client ${i}: ${frame.slice(0, 200)}\n`);
+      finish(false);
+    }
+  };
+}
+
+function finisher(resolve) {
+  let done = false;
+  const finish = (ok) => {
+    if (done) return;
+    done = true;
+    if (ok) subscribed++;
+    else failed++;
+    resolve();
+  };
+  finish.done = () => done;
+  return finish;
+}
+
+function openWebSocket(i) {
   return new Promise((resolve) => {
     const ws = new WebSocket(config.url, { perMessageDeflate: false });
-    let done = false;
-    const finish = (ok) => {
-      if (done) return;
-      done = true;
-      if (ok) subscribed++;
-      else failed++;
-      resolve();
-    };
-    ws.on("message", (buf) => {
-      const frame = buf.toString();
-      if (frame.startsWith(UPDATE_PREFIX)) {
-        const data = JSON.parse(frame.slice(2))[1];
-        if (data.seq <= lastSeq[i]) duplicates++;
-        else {
-          lastSeq[i] = data.seq;
-          received[i]++;
-          const now = nowMs();
-          recordLatency(now - data.ts);
-          if (data.ts < firstTs) firstTs = data.ts;
-          lastRx = now;
-        }
-      } else if (frame === "2") {
-        ws.send("3"); // Engine.IO ping -> pong
-      } else if (frame[0] === "0") {
-        const auth = config.tokens ? JSON.stringify({ token: config.tokens[i] }) : "";
-        ws.send("40" + auth); // Engine.IO open -> Socket.IO CONNECT
-      } else if (frame.startsWith("40")) {
-        ws.send(`42["subscribe",{"room":"${config.room}"}]`);
-      } else if (frame.startsWith('42["authenticated"')) {
-        authenticated++;
-      } else if (frame.startsWith('42["subscribed"')) {
-        finish(true);
-      } else if (frame.startsWith("44") || frame.startsWith('42["error"') || frame.startsWith('42["auth_error"')) {
-        process.stderr.write(`client ${i}: ${frame.slice(0, 200)}\n`);
-        finish(false);
-      }
-    });
+    const finish = finisher(resolve);
+    const handle = conversation(i, (text) => ws.send(text), finish);
+    ws.on("message", (buf) => handle(buf.toString()));
     ws.on("error", (err) => {
-      if (!done) process.stderr.write(`client ${i}: ${err.message}\n`);
+      if (!finish.done()) process.stderr.write(`client ${i}: ${err.message}\n`);
       finish(false);
     });
     ws.on("close", () => finish(false));
-    sockets.push(ws);
+    sockets.push({ close: () => ws.terminate(), open: () => ws.readyState === WebSocket.OPEN });
+  });
+}
+
+// HTTP long-polling, as a client whose network allows no WebSocket: one GET waiting at a time,
+// POSTs beside it, on keep-alive connections.
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
+function request(method, url, body) {
+  return new Promise((resolve, reject) => {
+    const headers = body === undefined ? {} : { "content-type": "text/plain;charset=UTF-8" };
+    const req = http.request(url, { method, agent, headers }, (res) => {
+      const chunks = [];
+      res.on("data", (chunk) => chunks.push(chunk));
+      res.on("end", () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function openPolling(i) {
+  return new Promise((resolve) => {
+    const finish = finisher(resolve);
+    const state = { open: true };
+    sockets.push({ close: () => (state.open = false), open: () => state.open });
+    const fail = (why) => {
+      if (state.open && !finish.done()) process.stderr.write(`client ${i}: ${why}\n`);
+      state.open = false;
+      finish(false);
+    };
+    let url = config.url;
+    const handle = conversation(i, (text) => request("POST", url, text).catch((err) => fail(err.message)), finish);
+    const poll = async () => {
+      while (state.open) {
+        const res = await request("GET", url);
+        if (res.status !== 200) return fail(`${res.status} ${res.text.slice(0, 200)}`);
+        for (const packet of res.text.split("\x1e")) {
+          if (packet[0] === "0") url = `${config.url}&sid=${JSON.parse(packet.slice(1)).sid}`;
+          handle(packet);
+        }
+      }
+    };
+    poll().catch((err) => fail(err.message));
   });
 }
 
@@ -98,6 +158,7 @@ async function connectAll() {
   const start = nowMs();
   let next = 0;
   const lane = async () => {
+    const open = config.transport === "polling" ? openPolling : openWebSocket;
     while (next < config.n) await open(next++);
   };
   await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, config.n) }, lane));
@@ -123,13 +184,13 @@ async function report(expected) {
     authenticated,
     first_ts_ms: Number.isFinite(firstTs) ? firstTs : null,
     last_rx_ms: lastRx || null,
-    open_at_end: sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length,
+    open_at_end: sockets.filter((s) => s.open()).length,
     p50_ms: percentile(sorted, 50),
     p95_ms: percentile(sorted, 95),
     p99_ms: percentile(sorted, 99),
     max_ms: sorted.length ? sorted[sorted.length - 1] : null,
   });
-  for (const ws of sockets) ws.terminate();
+  for (const s of sockets) s.close();
   process.exit(0);
 }
 
