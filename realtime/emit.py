@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import redis.exceptions
 from asgiref.sync import async_to_sync
@@ -119,32 +119,48 @@ async def emit(room: str | list[str], event: str, data: Any, *, namespace: str =
     await emitter().emit(RoomEvent(_rooms(room), event, data, namespace))
 
 
-def recheck_room_sync(room: str) -> None:
+def recheck_room_sync(room: str, timeout: float | None = None) -> None:
     """Have every process with sockets in `room` ask the room-access policy about them again
-    (from sync code: a model's signal, after commit)."""
+    (from sync code: a model's signal, after commit). EmitFailed if the layer cannot be reached
+    (within `timeout`)."""
     room = validate_room(room)
-    async_to_sync(get_channel_layer().group_send)(room_to_group(room), {"type": RECHECK_TYPE, "room": room})
+    message = {"type": RECHECK_TYPE, "room": room}
+
+    async def send_once() -> None:
+        await asyncio.wait_for(get_channel_layer().group_send(room_to_group(room), message), timeout)
+
+    try:
+        async_to_sync(send_once)()
+    except DELIVERY_ERRORS as exc:
+        raise EmitFailed(f"could not re-check {room}: {exc}") from exc
 
 
 def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = "/", retry_for: float = 0) -> None:
     """Emit from sync code (Celery tasks, views). With `retry_for`, a layer fault is retried with
     the event queue's backoff and jitter for that many seconds before EmitFailed is raised.
     A retry sends the event under the offset its first try logged (as the async emit's queue
-    does): sockets that got it then, or recover past it, do not get it twice. Each try ends by
-    the deadline too (a stalled Redis holds a command for its socket timeout, per command), so a
-    caller holding a lease for `retry_for` is done within it."""
+    does): sockets that got it then, or recover past it, do not get it twice."""
     item = RoomEvent(_rooms(room), event, data, namespace)
+    call_with_retries(lambda timeout: _emit_sync_once(item, timeout), retry_for, f"emit of {event} to {room}")
+
+
+def call_with_retries(attempt: Callable[[float | None], None], retry_for: float, what: str) -> None:
+    """Call `attempt(timeout)` until it does not raise EmitFailed, with the event queue's backoff
+    and jitter, for up to `retry_for` seconds; then its EmitFailed is raised. Each try is given
+    what is left until the deadline as its timeout (None without retries): a stalled Redis holds
+    a command for its socket timeout, per command, so a caller holding a lease for `retry_for`
+    is done within it."""
     deadline = time.monotonic() + retry_for
     delay = FIRST_RETRY_SECONDS
     while True:
         try:
-            return _emit_sync_once(item, max(deadline - time.monotonic(), MIN_TRY_SECONDS) if retry_for else None)
+            return attempt(max(deadline - time.monotonic(), MIN_TRY_SECONDS) if retry_for else None)
         except EmitFailed:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise
             pause = min(delay * random.uniform(0.5, 1.5), left)
-            logger.warning("emit of %s to %s failed, retrying in %.1f s", event, room, pause)
+            logger.warning("%s failed, retrying in %.1f s", what, pause)
             time.sleep(pause)
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 

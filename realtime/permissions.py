@@ -7,7 +7,6 @@ functions named in settings.REALTIME_ROOM_OWNERS; the `admin` permission opens e
 
 from __future__ import annotations
 
-import logging
 import secrets
 from functools import cache
 from typing import Callable
@@ -19,11 +18,10 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.utils.module_loading import import_string
 
-from .emit import recheck_room_sync
+from .background_retry import retry_in_background
+from .emit import DELIVERY_ERRORS, EmitFailed, recheck_room_sync
 from .errors import AuthRequired, Forbidden
 from .rooms import is_public
-
-logger = logging.getLogger(__name__)
 
 # Ownership changes rarely and is invalidated on change (forget_room_owner); 30 s bounds how
 # stale a cache in another process can be if an invalidation is lost.
@@ -31,6 +29,10 @@ OWNER_CACHE_SECONDS = 30
 # A room's owner generation (see room_owner) outlives its cached owners so they stay usable; if
 # it expires or is evicted, a new one is drawn and they are merely missed (one database read).
 GENERATION_SECONDS = 3600
+# How long an owner change's forget and re-check are retried while Redis is away: a restart or
+# a failover takes seconds to tens of seconds. A process ending meanwhile waits for them (up to
+# this long: background_retry), so not minutes.
+RECHECK_RETRY_SECONDS = 60.0
 _NO_OWNER = ""
 
 
@@ -84,12 +86,19 @@ def forget_room_owner(kind: str, ident: str) -> None:
 def room_access_changed(kind: str, ident: str) -> None:
     """Who may be in `kind:ident` changed (its owner, or it is gone): forget the cached owner,
     and every process asks the policy again about its sockets in the room (those refused leave
-    it, told `unsubscribed`)."""
-    forget_room_owner(kind, ident)
-    try:
-        recheck_room_sync(f"{kind}:{ident}")
-    except Exception:  # the layer is down: say so, loudly; the sockets stay until they leave
-        logger.exception("sockets in %s:%s not checked again after its owner changed", kind, ident)
+    it, told `unsubscribed`). Both go to Redis, so both are retried in the background through
+    an outage (RECHECK_RETRY_SECONDS); the caller waits a second at most."""
+    room = f"{kind}:{ident}"
+
+    def forget_and_recheck(timeout: float | None) -> None:
+        try:  # first: a re-check answered from the cache would keep the old owner in
+            forget_room_owner(kind, ident)
+        except DELIVERY_ERRORS as exc:
+            raise EmitFailed(f"could not forget the owner of {room}: {exc}") from exc
+        recheck_room_sync(room, timeout)
+
+    retry_in_background(forget_and_recheck, retry_for=RECHECK_RETRY_SECONDS, what=f"re-check of {room} after its owner changed",
+                        gave_up="its sockets stay in it until they leave")
 
 
 def follow_room_owners(model, kind: str) -> None:

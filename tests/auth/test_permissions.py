@@ -8,12 +8,17 @@ rooms to their owner (rows in the server's database); `admin` (from app_metadata
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.auth.clients import Client, connected, receives_room_emit
-from tests.auth.conftest import ALICE, BOB, create_rows, new_user, wallets_and_automations
+from tests.auth.conftest import ALICE, AUTH_REDIS_URL, BOB, create_rows, new_user, wallets_and_automations
+from tests.servers import BASE_ENV, ROOT
+from tests.tcpproxy import TcpProxy
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +137,51 @@ async def test_a_wallet_given_to_another_user_leaves_the_old_owners_sockets_on_e
     assert (await client.next("unsubscribed"))["room"] == room
     assert not await receives_room_emit(fleet["redis-2"], client, room, within=0.3)
     await client.close()
+
+
+async def test_an_owner_change_made_while_its_process_cannot_reach_redis_is_rechecked_once_it_can(fleet, supabase):
+    """The process saving the change (a shell here; the admin, a task) has lost Redis: the save
+    returns within a second or two, and the forget and the re-check go out once Redis is back;
+    the old owner's socket, on another node, is told `unsubscribed` then (they were lost)."""
+    old, new = new_user(), new_user()
+    rows = await asyncio.to_thread(wallets_and_automations, fleet["redis-1"], {"old": old})
+    wallet, room = rows["old"]["wallet"], f"wallet:{rows['old']['wallet']}"
+    client = await signed_in_as(fleet["redis-2"], supabase, old)
+    assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
+    redis_url = urlsplit(AUTH_REDIS_URL)
+    link = await TcpProxy(redis_url.port).start()
+    link.cut()  # the saving process's link to Redis, down from the start
+    code = ("import time\nfrom transactions.models import Wallet\n"
+            f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\n"
+            "started = time.monotonic()\nw.save()\nprint(f'saved in {time.monotonic() - started:.2f} s', flush=True)\n")
+    env = {**fleet["redis-1"].env, "REDIS_URL": f"redis://127.0.0.1:{link.port}{redis_url.path}"}
+    saver = await asyncio.create_subprocess_exec(
+        sys.executable, "manage.py", "shell", "-c", code, cwd=ROOT, env={**os.environ, **BASE_ENV, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        saved = ""
+        while not saved.startswith("saved in "):  # after the shell's own lines
+            saved = (await asyncio.wait_for(saver.stdout.readline(), 60)).decode()
+            assert saved, "the save failed: " + (await asyncio.wait_for(saver.stderr.read(), 30)).decode()[-3000:]
+        assert float(saved.split()[2]) < 2.5  # the caller waits CALLER_WAIT_SECONDS, not the outage
+        seen = b""
+        while b"retrying" not in seen:  # it met the outage, and goes on
+            line = await asyncio.wait_for(saver.stderr.readline(), 30)
+            assert line, f"the saver ended without retrying: {seen.decode()[-3000:]}"
+            seen += line
+        assert await receives_room_emit(fleet["redis-2"], client, room)  # nothing reached the node yet
+        link.restore()
+        assert (await client.next("unsubscribed", timeout=20))["room"] == room
+        assert not await receives_room_emit(fleet["redis-2"], client, room, within=0.3)
+        _, rest = await asyncio.wait_for(saver.communicate(), 30)
+        assert saver.returncode == 0, (seen + rest).decode()[-3000:]
+    finally:
+        if saver.returncode is None:
+            saver.kill()
+            await saver.wait()
+        await link.stop()
+        await client.close()
 
 
 @pytest.mark.parametrize("path", list(PATHS))

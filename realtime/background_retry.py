@@ -1,0 +1,60 @@
+"""Sync sends retried in a background thread, so the thread that asked for one waits a moment at most.
+
+An owner change's room re-check (permissions.room_access_changed) runs after the commit, in the
+request or task that saved the row: it must not be lost to a passing Redis outage, nor hold an
+admin's save for as long as the outage lasts. So it runs in a thread of its own, with emit_sync's
+backoff and deadline (emit.call_with_retries); the caller waits for it only briefly.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures.thread  # noqa: F401  (registers its exit hook before ours: see below)
+import logging
+import threading
+from typing import Callable
+
+from .emit import EmitFailed, call_with_retries
+
+logger = logging.getLogger(__name__)
+
+# How long the caller waits for the send: a healthy Redis answers in milliseconds, so in the
+# usual case the send is done when the caller goes on (as when it was made inline); during an
+# outage the caller is slowed by this much, not by the outage.
+CALLER_WAIT_SECONDS = 1.0
+
+_pending: set[threading.Thread] = set()
+
+
+def retry_in_background(attempt: Callable[[float | None], None], *, retry_for: float, what: str, gave_up: str) -> threading.Thread:
+    """Run `attempt(timeout)` in a new thread until it does not raise EmitFailed, for up to
+    `retry_for` seconds (then log `what` and `gave_up`, the consequence, at ERROR); return once
+    it is done or after CALLER_WAIT_SECONDS, whichever is first."""
+    thread = threading.Thread(target=_retry, args=(attempt, retry_for, what, gave_up), name=f"retry {what}", daemon=True)
+    _pending.add(thread)
+    thread.start()
+    thread.join(CALLER_WAIT_SECONDS)
+    return thread
+
+
+def _retry(attempt: Callable[[float | None], None], retry_for: float, what: str, gave_up: str) -> None:
+    try:
+        call_with_retries(attempt, retry_for, what)
+    except EmitFailed as exc:
+        logger.error("%s failed for %.0f s, given up: %s (%s)", what, retry_for, gave_up, exc)
+    except Exception:  # not a layer fault: nothing a retry would mend
+        logger.exception("%s failed: %s", what, gave_up)
+    finally:
+        _pending.discard(threading.current_thread())
+
+
+def _finish_pending() -> None:
+    """A process that ends meanwhile (a shell, a management command, a worker shutting down)
+    waits for its sends, at most their `retry_for`, rather than dropping them. Not an atexit
+    hook nor a non-daemon thread: both wait only after concurrent.futures has refused new work,
+    and async_to_sync needs it. Threading's exit hooks run last registered first, so this one,
+    registered after concurrent.futures' (imported above), runs before it."""
+    for thread in list(_pending):
+        thread.join()
+
+
+threading._register_atexit(_finish_pending)
