@@ -5,7 +5,8 @@ the process joins a room's group when its first local socket joins and leaves it
 reads every room message once from its own channel, and writes the ready frame to each local
 socket in the room. A room of 5,000 sockets costs one layer message per process per emit.
 With Redis, what was published while the process's subscriber connection was down is read back
-from the event log once it subscribes again (`resubscribed`, gap_fill.py).
+from the event log once it subscribes again (`resubscribed`, gap_fill.py), and its sockets in
+private rooms are checked again (a lost `room.recheck`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from channels.layers import get_channel_layer
 from .eager import result_or_future
 from .pubsub_layer import GroupMembership, watch_resubscribes
 from .recovery import offset_key
-from .rooms import room_to_group
+from .rooms import is_public, room_to_group
 
 if TYPE_CHECKING:
     from .server import Socket
@@ -212,6 +213,8 @@ class Fanout:
                 live = {m.get("offset") for m in held}
                 # the rewind re-reads some delivered ones; the newest may also have come live
                 missed = [m for m in missed if m["offset"] not in self._seen and m["offset"] not in live]
+                # Before anything missed goes out: a re-check missed meanwhile is in no log.
+                await self._recheck_private_rooms()
                 if missed:
                     self.refilled += len(missed)
                     logger.warning("delivering %d room events published while the layer re-subscribed", len(missed))
@@ -276,6 +279,23 @@ class Fanout:
             run.append(event)
         if run:
             self._deliver_run(run_key, run)
+
+    async def _recheck_private_rooms(self) -> None:
+        """A room re-check (an owner change) published while this process was not subscribed
+        reached no one here, and unlike room events it is not logged: ask the policy again about
+        every socket in a private room here, so an old owner's socket leaves before the events
+        missed meanwhile (perhaps the new owner's) are delivered. Bounded, as the log read is:
+        live messages wait meanwhile."""
+        if self.recheck is None:
+            return
+        rooms: dict[str, list[Socket]] = defaultdict(list)
+        for (_, room), members in self._members.items():
+            if not is_public(room):
+                rooms[room].extend(members)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(self.recheck(room, sockets) for room, sockets in rooms.items())), FILL_TIMEOUT_S)
+        except Exception:
+            logger.exception("could not check the sockets in %d private rooms again after re-subscribing", len(rooms))
 
     def _recheck(self, room) -> None:
         sockets = [s for (_, r), members in self._members.items() if r == room for s in members]

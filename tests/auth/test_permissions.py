@@ -14,10 +14,14 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 
-from tests.auth.clients import Client, connected, receives_room_emit
-from tests.auth.conftest import ALICE, AUTH_REDIS_URL, BOB, create_rows, new_user, wallets_and_automations
-from tests.servers import BASE_ENV, ROOT
+from realtime.rooms import room_to_group
+from tests.auth.clients import Client, connected, emit_from_server, receives_room_emit
+from tests.auth.conftest import (
+    ALICE, APP, ARTIFACTS, AUTH_REDIS_URL, BOB, create_rows, new_user, wallets_and_automations,
+)
+from tests.servers import BASE_ENV, ROOT, start_daphne
 from tests.tcpproxy import TcpProxy
 
 
@@ -182,6 +186,49 @@ async def test_an_owner_change_made_while_its_process_cannot_reach_redis_is_rech
             await saver.wait()
         await link.stop()
         await client.close()
+
+
+async def test_an_owner_change_sent_while_a_node_is_not_subscribed_is_rechecked_when_it_subscribes_again(fleet, supabase):
+    """The node's own link to Redis is down when the change's `room.recheck` goes out: it reaches
+    no one there, and is in no log for the gap fill to read back. Once the node subscribes again,
+    its sockets in private rooms are asked about again; the old owner's leaves the room before
+    the events published meanwhile (the new owner's) are delivered."""
+    old, new = new_user(), new_user()
+    rows = await asyncio.to_thread(wallets_and_automations, fleet["redis-1"], {"old": old})
+    wallet, room = rows["old"]["wallet"], f"wallet:{rows['old']['wallet']}"
+    redis_url = urlsplit(AUTH_REDIS_URL)
+    link = await TcpProxy(redis_url.port).start()
+    env = {**fleet["redis-1"].env, "REDIS_URL": f"redis://127.0.0.1:{link.port}{redis_url.path}"}
+    node = await asyncio.to_thread(start_daphne, APP, env, ARTIFACTS / "auth-resubscribing.log")
+    watcher = redis.Redis.from_url(AUTH_REDIS_URL)
+    group_channel = f"{env['REDIS_PREFIX']}__group__{room_to_group(room)}"
+
+    async def subscribed() -> bool:
+        return (await asyncio.to_thread(watcher.pubsub_numsub, group_channel))[0][1] > 0
+
+    client = None
+    try:
+        client = await signed_in_as(node, supabase, old)
+        assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
+        link.cut()  # the node's connections to Redis drop; it cannot make new ones
+        for _ in range(50):
+            if not await subscribed():
+                break
+            await asyncio.sleep(0.1)
+        assert not await subscribed()
+        await asyncio.to_thread(create_rows, fleet["redis-1"], "from transactions.models import Wallet\n"
+                                f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
+        await emit_from_server(fleet["redis-1"], room, "probe", {"for": "the new owner"})  # logged
+        link.restore()
+        assert (await client.next("unsubscribed", timeout=20))["room"] == room
+        await client.none("probe", within=1)  # the gap fill delivered it to no one here
+        assert not await receives_room_emit(node, client, room, within=0.3)
+    finally:
+        if client is not None:
+            await client.close()
+        watcher.close()
+        await link.stop()
+        node.stop()
 
 
 @pytest.mark.parametrize("path", list(PATHS))
