@@ -10,10 +10,13 @@ run claims at once (the normal path: each event once); the sweep (tasks.sweep_ru
 loop in the server) claims whatever a Redis outage or a dead worker left owed, so an event
 goes out at least once after a fault, and twice only when its emitter died between the emit
 and the mark. A run's events go out in order: a claim holds all it owes, triggered first.
+A claim may be limited to the runs someone would hear (an audience of occupied rooms): a server
+process just started on the embedded default waits for the sockets of the one that died.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,6 +74,24 @@ def _owing(now: datetime):
             .filter(Q(announcing_until__isnull=True) | Q(announcing_until__lte=now)))
 
 
+def _heard(runs, audience: set[str] | None):
+    """Those of `runs` someone would hear: a member in the automation's room or its owner's user
+    room (`audience`: the rooms with members; None: anyone may listen, so all of them)."""
+    if audience is None:
+        return runs
+    automations, users = [], []
+    for room in audience:
+        kind, _, key = room.partition(":")
+        if kind == "user":
+            users.append(key)
+        elif kind == "automation":
+            try:
+                automations.append(uuid.UUID(key))
+            except ValueError:
+                continue
+    return runs.filter(Q(automation_id__in=automations) | Q(automation__owner_id__in=users))
+
+
 def _claim(run: AutomationRun, now: datetime) -> list[tuple[Claim, int, Event]]:
     """Claim what the run owes as read (its status and announced unchanged since): a claim per
     run, its events in order. It lapses after the lease if its holder dies before marking them."""
@@ -88,20 +109,22 @@ def _claim_all(runs, now: datetime) -> list[tuple[Claim, int, Event]]:
     return [claimed for run in runs for claimed in _claim(run, now)]
 
 
-def runs_announce_now(*, run_ids) -> list[tuple[Claim, int, Event]]:
+def runs_announce_now(*, run_ids, audience: set[str] | None = None) -> list[tuple[Claim, int, Event]]:
     """Claim what these runs owe (the task that fired or ended them emits at once):
     [(claim, stage, event)], in order. The caller emits each, then calls announcement_done
-    (or announcement_release when an emit failed)."""
+    (or announcement_release when an emit failed). With `audience` (the rooms someone is in),
+    only the runs someone would hear; the others stay owed."""
     if not run_ids:
         return []
     now = timezone.now()
-    return _claim_all(_owing(now).filter(pk__in=list(run_ids)).select_related("automation").order_by("triggered_at"), now)
+    runs = _heard(_owing(now).filter(pk__in=list(run_ids)), audience)
+    return _claim_all(runs.select_related("automation").order_by("triggered_at"), now)
 
 
-def announcements_claim(*, limit: int = ANNOUNCE_LIMIT) -> list[tuple[Claim, int, Event]]:
+def announcements_claim(*, limit: int = ANNOUNCE_LIMIT, audience: set[str] | None = None) -> list[tuple[Claim, int, Event]]:
     """Claim the events owed by any run (the sweep's pass), oldest firing first, as runs_announce_now."""
     now = timezone.now()
-    return _claim_all(_owing(now).select_related("automation").order_by("triggered_at")[:limit], now)
+    return _claim_all(_heard(_owing(now), audience).select_related("automation").order_by("triggered_at")[:limit], now)
 
 
 def announcement_done(claim: Claim, stage: int) -> None:

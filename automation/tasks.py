@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from asgiref.sync import sync_to_async
 from celery import shared_task
 from django.conf import settings
 
-from realtime.api import RealtimeError, emit, emit_sync
+from realtime.api import RealtimeError, emit, emit_sync, room_members
 
 from . import announcements, engine, execution, recovery
 
@@ -32,6 +33,15 @@ logger = logging.getLogger(__name__)
 # rather than paying much later than the trigger asked.
 EXECUTION_RETRIES = execution.EXECUTION_ATTEMPTS - 1
 EXECUTION_BACKOFF_SECONDS = 1.0
+# A server process starts with no socket: those of the one before it (killed, or restarted)
+# dropped with it and come back over the next seconds (socket.io-client retries at most 7.5 s
+# apart: reconnectionDelayMax 5 s, +-50 %; a phone waking takes longer). For this long after the
+# engine starts, a run's events go out only once someone is in one of its rooms; the others stay
+# owed, and the sweep sends them as their owner is back, or when the window ends (then to
+# whoever listens: nobody may come). Emitted at once, the events a dead process owed went to
+# empty rooms: the first request after a restart (a health check, another user) started the
+# sweep before any owner could sign in again.
+RECONNECT_WINDOW_SECONDS = 30.0
 
 
 def emit_retry_seconds() -> float:
@@ -43,6 +53,15 @@ def emit_retry_seconds() -> float:
 
 def backoff_seconds(retries: int) -> float:
     return EXECUTION_BACKOFF_SECONDS * 2 ** retries
+
+
+def audience() -> set[str] | None:
+    """The rooms with someone in them within RECONNECT_WINDOW_SECONDS of the engine's start
+    (only runs heard there are announced); None past it, or when unknown (announce them all)."""
+    if InProcessSweeper.window_ends is None or time.monotonic() >= InProcessSweeper.window_ends:
+        return None
+    members = room_members()
+    return None if members is None else set(members)
 
 
 def emit_all_sync(events) -> None:
@@ -69,8 +88,9 @@ def _announce_sync(claimed) -> list[str]:
 
 
 def announce_runs_sync(run_ids) -> list[str]:
-    """Emit what these runs owe, at once (the task that fired or ended them)."""
-    return _announce_sync(announcements.runs_announce_now(run_ids=run_ids))
+    """Emit what these runs owe, at once (the task that fired or ended them, or a settlement's
+    receiver: in the server process on the embedded default, within its reconnect window)."""
+    return _announce_sync(announcements.runs_announce_now(run_ids=run_ids, audience=audience()))
 
 
 def announce_owed_sync() -> list[str]:
@@ -144,11 +164,12 @@ async def _announce(claimed) -> None:
 
 async def announce_runs(run_ids) -> None:
     if run_ids:
-        await _announce(await sync_to_async(announcements.runs_announce_now)(run_ids=run_ids))
+        await _announce(await sync_to_async(
+            lambda: announcements.runs_announce_now(run_ids=run_ids, audience=audience()))())
 
 
 async def announce_owed() -> None:
-    await _announce(await sync_to_async(announcements.announcements_claim)())
+    await _announce(await sync_to_async(lambda: announcements.announcements_claim(audience=audience()))())
 
 
 async def evaluate_in_process(*, pair: str, price: float, sequence: int, timestamp: int) -> None:
@@ -193,12 +214,16 @@ async def execute_in_process(run_id: str, attempts: int = 0) -> None:
 class InProcessSweeper:
     """The sweep inside the server process (no Celery): after a restart it takes back the runs
     the previous process left open, and any whose in-process execution failed, and emits what
-    runs owe (the previous process died between a commit and its emit)."""
+    runs owe (the previous process died between a commit and its emit) once their owners can
+    hear it (RECONNECT_WINDOW_SECONDS)."""
 
     _task: asyncio.Task | None = None
+    window_ends: float | None = None  # monotonic: the end of the reconnect window after the start
 
     @classmethod
     def ensure_running(cls) -> None:
+        if cls.window_ends is None:
+            cls.window_ends = time.monotonic() + RECONNECT_WINDOW_SECONDS
         if cls._task is None or cls._task.done():
             cls._task = asyncio.ensure_future(cls().run())
 
