@@ -279,8 +279,14 @@ class SocketIOServer:
                 self.not_recovered += 1
             else:
                 self.recovered += 1
-        if session.closed:
-            return  # the client left while the namespace was deciding; nothing to register
+        if session.closed:  # the client left meanwhile: nothing to register
+            if missed is not None:
+                # A recovery joined the rooms and took the user's connection slot: the socket is
+                # never registered, so the close did not end it. End it now, saving its state
+                # again, so the client's next try recovers (its missed events are still logged).
+                socket.recovering = None
+                await self.remove_socket(socket, "transport close")
+            return
         conn.sockets[packet.namespace] = socket
         reply = {"sid": socket.sid, "pid": socket.pid} if self.session_store is not None else {"sid": socket.sid}
         if missed is not None:

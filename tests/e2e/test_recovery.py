@@ -179,6 +179,40 @@ async def test_recoveries_give_back_their_connection_slots(server):
         await fresh.close()
 
 
+async def test_recoveries_whose_client_leaves_at_once_hold_nothing_and_can_be_tried_again(server):
+    """Reconnections that drop before their CONNECT is answered (a flaky mobile network): the
+    sockets their recoveries restored are not left behind in the user's rooms holding its
+    connection slots (MAX_CONNECTIONS_PER_USER, 5 here: the user would be locked out), and each
+    state is kept for the next try, which recovers."""
+    user = "4e5f6071-8293-4a41-b5c6-d7e8f90a1b2c"
+    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    dropped = []
+    for _ in range(5):
+        ws, sid, pid, offset = await _socket(server, {"token": token})
+        await _next_event(ws, "authenticated")
+        ws.transport.abort()  # the network drops: each socket's state is saved for recovery
+        dropped.append((sid, pid, offset))
+    url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+    for _, pid, offset in dropped:
+        ws = await websockets_connect(url)
+        assert (await ws.recv()).startswith("0")
+        await ws.send("40" + json.dumps({"pid": pid, "offset": offset}))
+        ws.transport.abort()  # gone while the server restores it
+    await asyncio.sleep(1)
+    fresh = Client()
+    await fresh.connect(server, auth={"token": token})
+    try:
+        assert (await fresh.next("authenticated"))["userId"] == user  # no slot left held
+    finally:
+        await fresh.close()
+    sid, pid, offset = dropped[0]
+    ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
+    try:
+        assert again == sid  # recovered: the state outlived the try that dropped
+    finally:
+        await ws.close()
+
+
 async def _socket(server, connect: dict) -> tuple:
     """A raw WebSocket client's CONNECT with `connect` as its auth: (ws, sid, pid, offset)."""
     ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
