@@ -131,8 +131,17 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", "galaxy-development-only-not-secret")
 DEBUG = env_bool("DJANGO_DEBUG", NODE_ENV == "development")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "*")
 
+# Every connection is closed when its request ends (CONN_MAX_AGE 0), as Django's docs ask under
+# ASGI. A sync view runs in a thread of its request's own, and each thread has its own connection:
+# one kept for reuse outlives its thread until a full garbage collection (rare here on purpose,
+# galaxy/asgi.py), so 400 PATCHes filled PostgreSQL's 100 connections and held them idle (272
+# answered 503). `database_sync_to_async` and Django's request end close a connection at 0 s of
+# age; Celery's Django fixup closes its worker's after every task whatever the age. No
+# in-process pool (psycopg_pool, Django 5.1+): Celery's fixup closes a prefork child's pool
+# after every task, so it would only serve the web processes; pool across processes with the
+# database's own pooler (Supabase's Supavisor, PgBouncer) instead.
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)
     if DATABASE_URL
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
 }
