@@ -126,7 +126,7 @@ class _Connection:
     most connections most of the time, holds neither (an empty deque alone is ~700 bytes).
     """
 
-    __slots__ = ("sockets", "assembler", "connect_timer", "pending", "worker")
+    __slots__ = ("sockets", "assembler", "connect_timer", "pending", "worker", "leaving")
 
     # Packets one client may have waiting; past it the client is flooding and is cut off.
     MAX_PENDING = 1000
@@ -137,6 +137,10 @@ class _Connection:
         self.connect_timer: asyncio.TimerHandle | None = None
         self.pending: deque | None = None
         self.worker: asyncio.Task | None = None
+        # Namespaces whose DISCONNECT is read but not yet handled. A client that leaves sends
+        # it and then closes the connection, whose close is handled at once, before the queue:
+        # its socket must still end as one that left (not saved for a recovery), as in Node.
+        self.leaving: set[str] | None = None
 
     def enqueue(self, handling) -> bool:
         """Queue a coroutine; False (and the coroutine discarded) when too many are waiting."""
@@ -201,6 +205,8 @@ class SocketIOServer:
             logger.info("closing session %s: %s", session.sid, exc)
             await session.close("parse error", notify_client=False)
             return
+        if packet is not None and packet.type is sio.PacketType.DISCONNECT:
+            conn.leaving = (conn.leaving or set()) | {packet.namespace}
         if packet is not None and not conn.enqueue(self._dispatch_safely(session, conn, packet)):
             logger.info("closing session %s: more than %d packets waiting", session.sid, conn.MAX_PENDING)
             await session.close("transport error", notify_client=False)
@@ -237,6 +243,8 @@ class SocketIOServer:
         if ptype is sio.PacketType.CONNECT_ERROR:
             await session.close("parse error", notify_client=False)
             return
+        if ptype is sio.PacketType.DISCONNECT:
+            conn.leaving.discard(packet.namespace)
         socket = conn.sockets.get(packet.namespace)
         if socket is None:
             return  # not connected to that namespace: ignored, as Node does
@@ -367,6 +375,8 @@ class SocketIOServer:
         conn: _Connection = socket.session.data["sio"]
         if conn.sockets.get(socket.namespace) is socket:
             del conn.sockets[socket.namespace]
+        if conn.leaving and socket.namespace in conn.leaving:
+            reason = "client namespace disconnect"  # its DISCONNECT came before the close
         if self.session_store is not None and reason in RECOVERABLE_REASONS:
             await self._save_for_recovery(socket)
         await self.fanout.leave_all(socket)

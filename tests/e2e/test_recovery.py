@@ -213,6 +213,22 @@ async def test_recoveries_whose_client_leaves_at_once_hold_nothing_and_can_be_tr
         await ws.close()
 
 
+async def test_a_client_that_disconnects_is_not_recovered_even_if_its_close_overtakes_its_disconnect(server):
+    """socket.io-client's disconnect(): DISCONNECT ("41"), then the connection closes at once.
+    The socket ended because its client left, not because the network dropped: its state is not
+    kept, and a reconnection with its pid starts afresh (as in Node)."""
+    ws, sid, pid, offset = await _socket(server, {})
+    await ws.send("41")
+    await ws.send("1")  # Engine.IO CLOSE, handled as soon as it is read
+    await ws.close()
+    await asyncio.sleep(0.5)
+    ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
+    try:
+        assert again != sid
+    finally:
+        await ws.close()
+
+
 async def _socket(server, connect: dict) -> tuple:
     """A raw WebSocket client's CONNECT with `connect` as its auth: (ws, sid, pid, offset)."""
     ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
