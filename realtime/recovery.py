@@ -94,41 +94,35 @@ class MemoryEventLog:
 
 
 class RedisEventLog:
-    """A Redis Stream, trimmed every TRIM_EVERY appends by age (entry ids are milliseconds) and
-    by length. Redis does not record how far a trim went, so the log keeps that boundary in a
-    key of its own: a client whose offset is before it may have missed events, and is told so.
-    """
+    """A Redis Stream, bounded by every append, whichever process makes it: Celery tasks, views
+    and admin actions (emit_sync) build a log object per event, so nothing counted per object
+    could be trusted to trim. Each XADD drops entries older than the window (MINID; entry ids
+    are Redis' milliseconds) and the same round trip caps the length (MAXLEN). Both trim with
+    `~`: Redis drops whole nodes only, keeping at most a node's worth (up to 100 entries) more
+    than asked, at no cost when there is nothing to drop.
 
-    TRIM_EVERY = 100
+    How far trimming went is read from the stream itself, never recorded: entries only leave
+    from its head (no XDEL), so once any entry has left (XINFO's entries-added, Redis 7.0, is
+    more than its length) an offset before the first entry still there may have missed events,
+    and the client is told so. The age cut uses this host's clock: a skewed one trims a little
+    too much or too little, never silently, as the boundary is the stream's own.
+    """
 
     def __init__(self, redis_url: str, prefix: str, max_age_ms: int, max_entries: int = LOG_MAX_ENTRIES) -> None:
         self.client = redis_client(redis_url)
         self.key = f"{prefix}:events"
-        self.trimmed_key = f"{prefix}:events:trimmed-before"
         self.max_age_ms = max_age_ms
         self.max_entries = max_entries
-        self._appends = 0
         self._head_read: asyncio.Future | None = None
 
     async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any) -> str:
         blob = msgpack.packb([namespace, list(rooms), event, data], use_bin_type=True)
-        entry_id = await self.client.xadd(self.key, {"m": blob})
-        self._appends += 1
-        if self._appends % self.TRIM_EVERY == 0:
-            await self.trim()
+        oldest_kept = f"{int(time.time() * 1000) - self.max_age_ms}-0"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xadd(self.key, {"m": blob}, minid=oldest_kept, approximate=True)
+        pipe.xtrim(self.key, maxlen=self.max_entries, approximate=True)
+        entry_id, _ = await pipe.execute()
         return entry_id.decode()
-
-    async def trim(self) -> None:
-        boundary = f"{int(time.time() * 1000) - self.max_age_ms}-0"
-        await self.client.xtrim(self.key, minid=boundary, approximate=False)
-        if await self.client.xlen(self.key) > self.max_entries:
-            await self.client.xtrim(self.key, maxlen=self.max_entries, approximate=False)
-            first = await self.client.xrange(self.key, count=1)
-            if first:
-                boundary = max(boundary, first[0][0].decode(), key=offset_key)
-        previous = await self.client.get(self.trimmed_key)
-        if previous is None or offset_key(boundary) > offset_key(previous.decode()):
-            await self.client.set(self.trimmed_key, boundary)
 
     async def head(self) -> str:
         entries = await self.client.xrevrange(self.key, count=1)
@@ -152,19 +146,31 @@ class RedisEventLog:
             read.exception()  # retrieved here: a failure is each waiting caller's to handle
 
     async def since(self, offset: str, namespace: str, rooms: set[str]) -> list[LoggedEvent] | None:
-        boundary = await self.client.get(self.trimmed_key)
-        if boundary is not None and offset_key(offset) < offset_key(boundary.decode()):
-            return None  # trimmed past the client's offset: it must refetch
-        return [e for e in await self.after(offset) if e.namespace == namespace and not rooms.isdisjoint(e.rooms)]
+        # One transaction: a trim between reading the boundary and the entries would go unseen.
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xinfo_stream(self.key)
+        pipe.xrange(self.key, min=f"({offset}", max="+")
+        info, entries = await pipe.execute(raise_on_error=False)
+        if isinstance(info, Exception):
+            if "no such key" not in str(info):
+                raise info
+        elif info["entries-added"] > info["length"]:  # trimmed: up to where?
+            first = info["first-entry"][0] if info["first-entry"] else info["last-generated-id"]
+            if offset_key(offset) < offset_key(first.decode()):
+                return None  # trimmed past the client's offset: it must refetch
+        if isinstance(entries, Exception):
+            raise entries
+        return [e for e in map(self._event, entries) if e.namespace == namespace and not rooms.isdisjoint(e.rooms)]
 
     async def after(self, offset: str) -> list[LoggedEvent]:
         """Every event logged after `offset` that the log still holds, in any room."""
-        entries = await self.client.xrange(self.key, min=f"({offset}", max="+")
-        events = []
-        for entry_id, fields in entries:
-            ns, entry_rooms, event, data = msgpack.unpackb(fields[b"m"], raw=False)
-            events.append(LoggedEvent(entry_id.decode(), ns, tuple(entry_rooms), event, data))
-        return events
+        return [self._event(entry) for entry in await self.client.xrange(self.key, min=f"({offset}", max="+")]
+
+    @staticmethod
+    def _event(entry: tuple[bytes, dict]) -> LoggedEvent:
+        entry_id, fields = entry
+        ns, entry_rooms, event, data = msgpack.unpackb(fields[b"m"], raw=False)
+        return LoggedEvent(entry_id.decode(), ns, tuple(entry_rooms), event, data)
 
     @staticmethod
     def rewound(offset: str | None, seconds: float, fallback_ms: float) -> str:

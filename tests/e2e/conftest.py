@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 
 import aiohttp
 import pytest
@@ -11,7 +13,7 @@ import redis
 import socketio
 
 from tests.horizon.server import HorizonThread
-from tests.servers import REDIS_URL, ROOT, fresh_postgres, fresh_sqlite, manage, start_daphne, start_uvicorn
+from tests.servers import BASE_ENV, REDIS_URL, ROOT, fresh_postgres, fresh_sqlite, manage, start_daphne, start_uvicorn
 
 ARTIFACTS = ROOT / "artifacts"
 # Short heartbeats so the seed's `ping` and the CONNECT deadline are observable in a test; a
@@ -109,3 +111,35 @@ async def bystander(server):
     yield by
     await by.assert_served()
     await by.client.disconnect()
+
+
+class SyncProducer:
+    """A process other than the server that emits with emit_sync, as Celery workers, REST views
+    and admin actions do: each `emit` sends it a batch of (room, event, data) and waits until all
+    of them are out."""
+
+    CODE = ("import json, sys, django; django.setup(); from realtime.emit import emit_sync\n"
+            "print('ready', flush=True)\n"
+            "for line in sys.stdin:\n"
+            "    for room, event, data in json.loads(line): emit_sync(room, event, data)\n"
+            "    print('emitted', flush=True)\n")
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, env: dict[str, str]) -> SyncProducer:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", cls.CODE, cwd=ROOT, env={**os.environ, **BASE_ENV, **env},
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        assert await asyncio.wait_for(process.stdout.readline(), 30) == b"ready\n"
+        return cls(process)
+
+    async def emit(self, events: list[tuple[str, str, object]], timeout: float = 60) -> None:
+        self.process.stdin.write((json.dumps(events) + "\n").encode())
+        assert await asyncio.wait_for(self.process.stdout.readline(), timeout) == b"emitted\n"
+
+    async def stop(self) -> None:
+        self.process.stdin.close()
+        await asyncio.wait_for(self.process.wait(), 10)

@@ -12,11 +12,12 @@ import json
 import shutil
 
 import pytest
+import redis
 from websockets.asyncio.client import connect as websockets_connect
 
 from tests.auth.clients import Client
-from tests.e2e.conftest import ARTIFACTS, E2E_ENV, emit_via_server
-from tests.servers import ROOT, fresh_sqlite, manage, start_daphne
+from tests.e2e.conftest import ARTIFACTS, E2E_ENV, SyncProducer, emit_via_server
+from tests.servers import REDIS_URL, ROOT, fresh_sqlite, manage, start_daphne
 from tests.tcpproxy import TcpProxy
 
 NODE_DIR = ROOT / "tests" / "e2e" / "node"
@@ -127,6 +128,76 @@ async def test_a_client_gone_too_long_is_told_it_was_not_recovered(short_recover
     await client.no_more_events()  # no silent partial replay: it knows to refetch
     await client.stop()
     await proxy.stop()
+
+
+# The recovery window of the Redis-backed server below: long enough for a reconnect, short
+# enough that a test can wait past it.
+SHORT_WINDOW_MS = 3000
+
+
+@pytest.fixture(scope="module")
+def short_recovery_redis_server(tmp_path_factory):
+    """Production's log (a Redis stream) with a short window, under keys of its own, and the
+    default heartbeat: each ping carries the log's head, so a socket's offset ages only when
+    the test outlasts the interval between them."""
+    env = {**E2E_ENV, "RECOVERY_MAX_DISCONNECTION_MS": str(SHORT_WINDOW_MS), "REDIS_URL": REDIS_URL,
+           "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}-window", "HEARTBEAT_INTERVAL": "30000"}
+    env["DATABASE_URL"] = fresh_sqlite(tmp_path_factory.mktemp("db"))
+    manage(env, "migrate", "--noinput")
+    srv = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-short-recovery-redis.log")
+    yield srv
+    srv.stop()
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{env['REDIS_PREFIX']}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+async def test_the_log_stays_within_the_window_when_another_process_emits(short_recovery_redis_server):
+    """Almost every event comes through emit_sync in another process (Celery, views), each call
+    with a log object of its own. The stream still loses what is older than the window (an audit
+    found 1,000 such emits all still there past it), and recovery still knows what it lost: a
+    client whose offset went with it is not recovered, a recent one gets what it missed."""
+    server = short_recovery_redis_server
+    events_key = f"{server.env['REDIS_PREFIX']}:events"
+    watcher = redis.Redis.from_url(REDIS_URL)
+    producer = await SyncProducer.start(server.env)
+    sessions = []  # (proxy, client), stopped whatever happens
+    try:
+        proxy_old, old, _ = await start_session(server, room="system:notifications")
+        sessions.append((proxy_old, old))
+        await producer.emit([("system:notifications", "notification", {"n": 0})])
+        assert await old.events(1) == [{"n": 0}]  # its offset: about to age out (no ping in between)
+        await producer.emit([("market:BTC_USDC", "market:price_update", {"n": n}) for n in range(1000)])
+        await asyncio.sleep(SHORT_WINDOW_MS / 1000 + 0.5)  # all of them older than the window
+        proxy_recent, recent, first = await start_session(server)
+        sessions.append((proxy_recent, recent))
+        await producer.emit([("market:XLM_USDC", "market:price_update", price(1))])
+        assert await recent.events(1) == [price(1)]
+        length = watcher.xlen(events_key)
+        print(f"XLEN {events_key} past the window: {length}")
+        assert length <= 101  # the new entry, and at most one node's worth older (trimmed with ~)
+
+        for proxy, client in sessions:
+            proxy.cut()
+            await client.next("disconnect")
+        await producer.emit([("market:XLM_USDC", "market:price_update", price(2)),
+                             ("system:notifications", "notification", {"n": 1}),
+                             ("market:XLM_USDC", "market:price_update", price(3))])
+        for proxy, _ in sessions:
+            proxy.restore()
+        again = await recent.next("connect", timeout=15)
+        assert again["recovered"] is True and again["id"] == first["id"]
+        assert await recent.events(2) == [price(2), price(3)]
+        gone = await old.next("connect", timeout=15)
+        assert gone["recovered"] is False  # what followed its offset was trimmed: it must refetch
+        await old.no_more_events()
+    finally:
+        for proxy, client in sessions:
+            await client.stop()
+            await proxy.stop()
+        await producer.stop()
+        watcher.close()
 
 
 async def test_recovery_restores_the_user_and_its_private_rooms(server):

@@ -13,7 +13,7 @@ import redis
 import socketio
 
 from realtime.forwarding import node_channel
-from tests.e2e.conftest import ARTIFACTS, E2E_ENV
+from tests.e2e.conftest import ARTIFACTS, E2E_ENV, SyncProducer
 from tests.redisproc import RedisProcess
 from tests.servers import BASE_ENV, ROOT, fresh_sqlite, manage, start_daphne
 from tests.tcpproxy import TcpProxy
@@ -138,19 +138,10 @@ async def test_events_published_while_the_server_is_not_subscribed_reach_its_liv
     manage(env, "migrate", "--noinput")
     server = start_daphne("tests.e2e.testapp:application", {**env, "REDIS_URL": f"redis://127.0.0.1:{server_path.port}/0"},
                           ARTIFACTS / "e2e-redis-resubscribe.log")
-    code = ("import sys, django; django.setup(); from realtime.emit import emit_sync\n"
-            "print('ready', flush=True)\n"
-            "for line in sys.stdin:\n"
-            "    for n in line.split(): emit_sync('market:XLM_USDC', 'market:price_update', {'n': int(n)})\n"
-            "    print('emitted', flush=True)\n")
-    producer = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, cwd=ROOT, env={**os.environ, **BASE_ENV, **env},
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )
+    producer = await SyncProducer.start(env)
 
     async def emit(*ns: int) -> None:
-        producer.stdin.write((" ".join(map(str, ns)) + "\n").encode())
-        assert await asyncio.wait_for(producer.stdout.readline(), 30) == b"emitted\n"
+        await producer.emit([("market:XLM_USDC", "market:price_update", {"n": n}) for n in ns], timeout=30)
 
     watcher = redis.Redis(port=own_redis.port)
     group_channel = f"{E2E_ENV['REDIS_PREFIX']}__group__room.market.XLM_USDC"
@@ -161,7 +152,6 @@ async def test_events_published_while_the_server_is_not_subscribed_reach_its_liv
     clients, received, disconnects = [], [], []
     try:
         await connect_subscribed(server.url, (["websocket"], ["polling"]), clients, received, disconnects)
-        assert await asyncio.wait_for(producer.stdout.readline(), 30) == b"ready\n"
 
         async def everyone_has(count: int) -> None:
             for _ in range(150):
@@ -196,8 +186,7 @@ async def test_events_published_while_the_server_is_not_subscribed_reach_its_liv
     finally:
         for client in clients:
             await client.disconnect()
-        producer.stdin.close()
-        await producer.wait()
+        await producer.stop()
         watcher.close()
         await server_path.stop()
         server.stop()

@@ -165,7 +165,7 @@ async def redis_log():
 
     log = RedisEventLog(REDIS_URL, f"test-fill-{os.getpid()}", max_age_ms=60_000)
     yield log
-    await log.client.delete(log.key, log.trimmed_key)
+    await log.client.delete(log.key)
     await log.client.aclose()
 
 

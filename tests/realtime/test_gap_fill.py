@@ -42,5 +42,5 @@ async def test_events_in_the_process_rooms_since_it_joined_them_and_since_its_la
         assert offsets[-1] == later and first not in offsets and both not in offsets
         assert await fill(None, {}) == []  # in no room: nothing to read
     finally:
-        await log.client.delete(log.key, log.trimmed_key)
+        await log.client.delete(log.key)
         await log.client.aclose()

@@ -85,20 +85,67 @@ async def test_the_redis_stream_is_trimmed_by_age_and_says_so():
     from tests.servers import REDIS_URL
 
     log = RedisEventLog(REDIS_URL, f"test-recovery-{os.getpid()}", max_age_ms=50)
-    log.TRIM_EVERY = 1
+    node = int((await log.client.config_get("stream-node-max-entries"))["stream-node-max-entries"])
     try:
-        start = f"{int(time.time() * 1000)}-0"
+        start = f"{int(time.time() * 1000) - 1}-0"
         await log.append("/", ("market:A_B",), "e", "old")
         assert [e.data for e in await log.since(start, "/", {"market:A_B"})] == ["old"]
+        assert [e.data for e in await log.since("0-0", "/", {"market:A_B"})] == ["old"]  # nothing trimmed yet
+        for _ in range(node):  # a full node: `~` trims whole ones
+            await log.append("/", ("market:C_D",), "e", "other")
         await asyncio.sleep(0.1)
         recent = f"{int(time.time() * 1000) - 1}-0"
         new = await log.append("/", ("market:A_B",), "e", {"b": b"\x00"})  # binary survives
         assert await log.head() == new
+        kept = [e.data for e in await log.after("0-0")]
+        assert "old" not in kept and len(kept) <= node  # gone from Redis, by that append
         assert await log.since(start, "/", {"market:A_B"}) is None  # older than the window: told so
         assert [e.data for e in await log.since(recent, "/", {"market:A_B"})] == [{"b": b"\x00"}]
-        assert await log.client.xlen(log.key) == 1  # "old" is gone from Redis
+        assert [e.data for e in await log.since(new, "/", {"market:A_B"})] == []
     finally:
-        await log.client.delete(log.key, log.trimmed_key)
+        await log.client.delete(log.key)
+        await log.client.aclose()
+
+
+async def test_the_redis_stream_is_bounded_when_every_append_has_a_log_of_its_own():
+    """emit_sync (Celery, views) makes a log object per event: each append trims, by age and by
+    length, and the boundary recovery checks is the stream's own (its first entry), however
+    much more than asked the approximate trim keeps."""
+    import os
+
+    from realtime.recovery import RedisEventLog
+    from tests.servers import REDIS_URL
+
+    async def append(n: int, max_entries: int = 50, max_age_ms: int = 60_000) -> str:
+        log = RedisEventLog(REDIS_URL, prefix, max_age_ms=max_age_ms, max_entries=max_entries)
+        try:
+            return await log.append("/", ("market:A_B",) if n % 2 else ("market:C_D",), "e", n)
+        finally:
+            await log.client.aclose()
+
+    prefix = f"test-bounded-{os.getpid()}"
+    log = RedisEventLog(REDIS_URL, prefix, max_age_ms=60_000)
+    node = int((await log.client.config_get("stream-node-max-entries"))["stream-node-max-entries"])
+    try:
+        offsets = [await append(n) for n in range(500)]
+        length = await log.client.xlen(log.key)
+        assert 50 <= length <= 50 + node  # by length: at most a node's worth more than asked
+        first = (await log.client.xrange(log.key, count=1))[0][0].decode()
+        kept_from = offsets.index(first)
+        assert await log.since(offsets[0], "/", {"market:A_B"}) is None
+        assert await log.since(offsets[kept_from - 1], "/", {"market:A_B"}) is None  # its next one is gone
+        assert [e.data for e in await log.since(first, "/", {"market:A_B"})] == [
+            n for n in range(kept_from + 1, 500) if n % 2]
+        assert [e.data for e in await log.since(offsets[-3], "/", {"market:A_B"})] == [499]
+
+        await asyncio.sleep(0.1)
+        last = await append(500, max_age_ms=50)  # by age: everything before it is older than 50 ms
+        assert await log.client.xlen(log.key) <= node
+        assert await log.since(offsets[-1], "/", {"market:A_B", "market:C_D"}) is None
+        await append(501, max_age_ms=50)
+        assert [e.data for e in await log.since(last, "/", {"market:A_B", "market:C_D"})] == [501]
+    finally:
+        await log.client.delete(log.key)
         await log.client.aclose()
 
 
@@ -120,5 +167,5 @@ async def test_connects_in_a_burst_share_one_read_of_the_redis_log_head():
         later = await log.append("/", ("market:A_B",), "e", 2)
         assert await log.shared_head() == later and len(reads) == 2  # afresh once the last one is done
     finally:
-        await log.client.delete(log.key, log.trimmed_key)
+        await log.client.delete(log.key)
         await log.client.aclose()
