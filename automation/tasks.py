@@ -18,8 +18,8 @@ import asyncio
 import logging
 import time
 
-from asgiref.sync import sync_to_async
 from celery import shared_task
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from realtime.api import RealtimeError, emit, emit_sync, room_members
@@ -157,23 +157,23 @@ async def _announce(claimed) -> None:
         except Exception:
             logger.exception("automation: %s of run %s not emitted; the sweep emits it", event, claim.pk)
             for left in dict.fromkeys(later for later, _, _ in claimed[index:]):
-                await sync_to_async(announcements.announcement_release)(left)
+                await database_sync_to_async(announcements.announcement_release)(left)
             return
-        await sync_to_async(announcements.announcement_done)(claim, stage)
+        await database_sync_to_async(announcements.announcement_done)(claim, stage)
 
 
 async def announce_runs(run_ids) -> None:
     if run_ids:
-        await _announce(await sync_to_async(
+        await _announce(await database_sync_to_async(
             lambda: announcements.runs_announce_now(run_ids=run_ids, audience=audience()))())
 
 
 async def announce_owed() -> None:
-    await _announce(await sync_to_async(lambda: announcements.announcements_claim(audience=audience()))())
+    await _announce(await database_sync_to_async(lambda: announcements.announcements_claim(audience=audience()))())
 
 
 async def evaluate_in_process(*, pair: str, price: float, sequence: int, timestamp: int) -> None:
-    result = await sync_to_async(engine.automation_evaluate_price)(pair=pair, price=price, sequence=sequence, timestamp=timestamp)
+    result = await database_sync_to_async(engine.automation_evaluate_price)(pair=pair, price=price, sequence=sequence, timestamp=timestamp)
     try:
         await emit_all(result.events)
     except RealtimeError:
@@ -195,15 +195,15 @@ def _start(coroutine) -> None:
 async def execute_in_process(run_id: str, attempts: int = 0) -> None:
     while True:
         try:
-            ended = await sync_to_async(execution.run_execute)(run_id=run_id, attempts=attempts)
+            ended = await database_sync_to_async(execution.run_execute)(run_id=run_id, attempts=attempts)
             break
         except execution.Retryable as exc:
             if exc.attempts >= execution.EXECUTION_ATTEMPTS:
-                ended = await sync_to_async(execution.run_give_up)(run_id=run_id, error=str(exc))
+                ended = await database_sync_to_async(execution.run_give_up)(run_id=run_id, error=str(exc))
                 break
             attempts, countdown = exc.attempts, backoff_seconds(exc.attempts - 1)
             logger.warning("automation run %s: %s; retry %d in %.0f s", run_id, exc, attempts, countdown)
-            await sync_to_async(execution.run_defer)(run_id=run_id, attempts=attempts, seconds=countdown)
+            await database_sync_to_async(execution.run_defer)(run_id=run_id, attempts=attempts, seconds=countdown)
             await asyncio.sleep(countdown)
         except Exception:  # the sweep takes the run back once its hold ends
             logger.exception("automation run %s: execution failed", run_id)
@@ -230,10 +230,10 @@ class InProcessSweeper:
     async def run(self) -> None:
         while True:
             try:
-                for run_id, attempts in await sync_to_async(recovery.runs_stale_take)():
+                for run_id, attempts in await database_sync_to_async(recovery.runs_stale_take)():
                     logger.warning("automation run %s: not held since its attempt %d; executed again", run_id, attempts)
                     _start(execute_in_process(run_id, attempts))
-                await sync_to_async(recovery.runs_settle_missed)()
+                await database_sync_to_async(recovery.runs_settle_missed)()
                 await announce_owed()
             except Exception:  # a database hiccup must not end the sweeper
                 logger.exception("automation sweep failed")

@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from stellar_sdk import Asset, Server, ServerAsync
@@ -146,12 +146,12 @@ class MeteredAiohttpClient(AiohttpClient):
         try:
             response = await super().get(url, params, max_content_size)
         except (BaseRequestError, asyncio.TimeoutError) as exc:
-            await sync_to_async(feed_record_response)(status=None, headers={})
+            await database_sync_to_async(feed_record_response)(status=None, headers={})
             if isinstance(exc, asyncio.TimeoutError):
                 raise SdkConnectionError("timed out") from exc
             raise
         self.last_headers = response.headers
-        await sync_to_async(feed_record_response)(status=response.status_code, headers=response.headers)
+        await database_sync_to_async(feed_record_response)(status=response.status_code, headers=response.headers)
         return response
 
 
@@ -406,15 +406,15 @@ def market_poll(*, pair: MarketPair, publish: Callable[[list[Event]], None] | No
 
 async def market_apoll(*, pair: MarketPair) -> list[Event] | None:
     """market_poll for the event loop (ServerAsync); the same lock, snapshot and decision."""
-    token = await sync_to_async(_lock)(pair.name)
+    token = await database_sync_to_async(_lock)(pair.name)
     if token is None:
         return None
     try:
         previous = await cache.aget(selectors.snapshot_key(pair.name))
         data = await market_afetch(pair=pair, since=(previous or {}).get("cursor"))
-        return await sync_to_async(_commit)(pair.name, data, previous)
+        return await database_sync_to_async(_commit)(pair.name, data, previous)
     finally:
-        await sync_to_async(_unlock)(pair.name, token)
+        await database_sync_to_async(_unlock)(pair.name, token)
 
 
 # -- the schedule: which pairs are due, and what a failure does to it ---------------------------

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from realtime.api import emit
 
@@ -37,7 +37,7 @@ class StreamFeed:
     async def run(self) -> None:
         # Every enabled pair, watched or not: an open stream costs the operator's own Horizon
         # nothing until something moves, and the set of pairs is fixed for the process's life.
-        pairs = await sync_to_async(selectors.active_pairs)(occupied=None)
+        pairs = await database_sync_to_async(selectors.active_pairs)(occupied=None)
         logger.info("market feed streaming %s", ", ".join(pair.name for pair in pairs) or "no pairs")
         for pair in pairs:
             changed = asyncio.Event()
@@ -66,7 +66,7 @@ class StreamFeed:
             except asyncio.TimeoutError:
                 pass
             changed.clear()
-            await sync_to_async(services.feed_record_beat)()  # /health: the feed is alive
+            await database_sync_to_async(services.feed_record_beat)()  # /health: the feed is alive
             try:
                 events = await services.market_apoll(pair=pair)
             except services.HorizonUnavailable as exc:

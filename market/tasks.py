@@ -10,8 +10,8 @@ import asyncio
 import logging
 import time
 
-from asgiref.sync import sync_to_async
 from celery import shared_task
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from realtime.api import emit, emit_sync
@@ -110,7 +110,7 @@ class InProcessFeed:
         logger.info("market feed running in-process against %s", settings.STELLAR_HORIZON_URL)
         while True:
             try:
-                for pair in await sync_to_async(services.feed_claim_due_pairs)():
+                for pair in await database_sync_to_async(services.feed_claim_due_pairs)():
                     if pair.name not in self._polling:  # still at its last poll: it waits its turn
                         self._polling[pair.name] = task = asyncio.ensure_future(self._poll_logged(pair))
                         task.add_done_callback(lambda _, name=pair.name: self._polling.pop(name, None))
@@ -128,11 +128,11 @@ class InProcessFeed:
         try:
             events = await services.market_apoll(pair=pair)
         except HorizonUnavailable as exc:
-            return await sync_to_async(handle_poll_failure)(pair, exc)
+            return await database_sync_to_async(handle_poll_failure)(pair, exc)
         for room, event, data in events or []:
             await emit(room, event, data)
         await asend_price_updates(events)
-        return await sync_to_async(poll_result)(pair, events)
+        return await database_sync_to_async(poll_result)(pair, events)
 
 
 def ensure_feed_running() -> None:

@@ -2,7 +2,7 @@
 
 import time
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
@@ -106,7 +106,7 @@ def _check_redis() -> str:
 async def metrics_view(request):
     """The seed's metrics JSON across the cluster; Prometheus text when the client asks for it."""
     snapshots = await metrics.cluster_snapshots()
-    extra = {name: await sync_to_async(_provide)(path) for name, path in settings.REALTIME_METRICS.items()}
+    extra = {name: await database_sync_to_async(_provide)(path) for name, path in settings.REALTIME_METRICS.items()}
     accept = request.headers.get("Accept", "")
     if request.path.endswith("/prometheus") or "text/plain" in accept or "openmetrics" in accept:
         return HttpResponse(metrics.prometheus(snapshots, extra), content_type="text/plain; version=0.0.4")

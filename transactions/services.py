@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -267,7 +268,7 @@ def pending_settle(*, tx_hash: str, record: dict | None, now: datetime | None = 
 async def pending_acheck(*, tx_hash: str) -> int:
     """Ask Horizon about one pending hash and settle it; raises HorizonUnavailable."""
     record = await horizon.fetch_transaction(tx_hash)
-    return await sync_to_async(pending_settle)(tx_hash=tx_hash, record=record)
+    return await database_sync_to_async(pending_settle)(tx_hash=tx_hash, record=record)
 
 
 def watcher_claim_pass(*, now: float | None = None) -> bool:
@@ -346,7 +347,7 @@ def _wallet_start(wallet_id: str, token: str) -> str:
 async def wallet_afollow(*, wallet_id: str) -> int | None:
     """Read the account's new transactions after its cursor; rows recorded, or None when another
     process is following it right now. Raises HorizonUnavailable."""
-    token = await sync_to_async(_wallet_lock)(wallet_id)
+    token = await database_sync_to_async(_wallet_lock)(wallet_id)
     if token is None:
         return None
     try:
@@ -354,13 +355,13 @@ async def wallet_afollow(*, wallet_id: str) -> int | None:
         cursor = wallet.cursor
         if not cursor:
             latest = await horizon.fetch_account_transactions(wallet.public_key, cursor=None, desc=True, limit=1)
-            await sync_to_async(_wallet_start)(wallet_id, str(latest[0]["paging_token"]) if latest else "")
+            await database_sync_to_async(_wallet_start)(wallet_id, str(latest[0]["paging_token"]) if latest else "")
             return 0
         recorded = 0
         for _ in range(FOLLOW_PAGES):
             records = await horizon.fetch_account_transactions(wallet.public_key, cursor=cursor, desc=False, limit=horizon.PAGE)
             try:
-                cursor = await sync_to_async(wallet_record_page)(wallet_id=wallet_id, since=cursor, records=records)
+                cursor = await database_sync_to_async(wallet_record_page)(wallet_id=wallet_id, since=cursor, records=records)
             except CursorMoved:
                 return recorded
             recorded += len(records)
@@ -368,7 +369,7 @@ async def wallet_afollow(*, wallet_id: str) -> int | None:
                 break
         return recorded
     finally:
-        await sync_to_async(_wallet_unlock)(wallet_id, token)
+        await database_sync_to_async(_wallet_unlock)(wallet_id, token)
 
 
 # -- what is owed to clients --------------------------------------------------------------------
@@ -455,10 +456,10 @@ def _involved_wallet(record: dict, wallets: list[Wallet]) -> Wallet | None:
 
 async def transaction_astatus(*, user_id: str, tx_hash: str) -> dict:
     """The status of a transaction of one of the caller's wallets: the database's, else Horizon's."""
-    tracked = await sync_to_async(selectors.tracked_of_user)(user_id=user_id, tx_hash=tx_hash)
+    tracked = await database_sync_to_async(selectors.tracked_of_user)(user_id=user_id, tx_hash=tx_hash)
     if tracked is not None:
         return status_of(tracked)
-    wallets = await sync_to_async(selectors.user_wallets)(user_id=user_id)
+    wallets = await database_sync_to_async(selectors.user_wallets)(user_id=user_id)
     if not wallets:
         raise TransactionNotFound(f"no transaction {tx_hash} of your wallets")
     try:
@@ -474,8 +475,8 @@ async def transaction_astatus(*, user_id: str, tx_hash: str) -> dict:
 async def wallet_ahistory(*, wallet_id: str, limit: int) -> dict:
     """The wallet's transactions, newest first: tracked ones merged with Horizon's account history
     (the tracked row wins for a hash in both). Horizon down: the database's alone, `partial`."""
-    wallet = await sync_to_async(selectors.wallet_of)(wallet_id=wallet_id)
-    rows = [status_of(tx) for tx in await sync_to_async(selectors.wallet_history)(wallet=wallet, limit=limit)]
+    wallet = await database_sync_to_async(selectors.wallet_of)(wallet_id=wallet_id)
+    rows = [status_of(tx) for tx in await database_sync_to_async(selectors.wallet_history)(wallet=wallet, limit=limit)]
     partial = False
     records: list[dict] = []
     if wallet.network == settings.STELLAR_NETWORK:

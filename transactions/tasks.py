@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from celery import shared_task
 from django.conf import settings
 
@@ -120,45 +121,45 @@ class InProcessWatcher:
             interval = settings.TRANSACTION_POLL_INTERVAL
             try:
                 await self.one_pass()
-                interval = await sync_to_async(selectors.watcher_interval)()  # its share of Horizon's budget
+                interval = await database_sync_to_async(selectors.watcher_interval)()  # its share of Horizon's budget
             except Exception:  # a bug or a database hiccup must not end the watcher
                 logger.exception("transaction watcher pass failed")
             await asyncio.sleep(interval)
 
     async def one_pass(self) -> None:
-        if not await sync_to_async(selectors.watcher_paused)():
+        if not await database_sync_to_async(selectors.watcher_paused)():
             await self.ask_horizon()
         await announce_owed_async()
 
     async def ask_horizon(self) -> None:
         """Each pending hash, then each followed wallet; a 429 pauses the watcher and ends the pass."""
-        for tx_hash in await sync_to_async(selectors.pending_hashes)():
+        for tx_hash in await database_sync_to_async(selectors.pending_hashes)():
             try:
                 await services.pending_acheck(tx_hash=tx_hash)
             except HorizonUnavailable as exc:
                 logger.warning("transactions: %s not checked (%s); the next pass retries", tx_hash, exc)
                 if exc.rate_limited:
-                    await sync_to_async(services.watcher_pause)(exc=exc)
+                    await database_sync_to_async(services.watcher_pause)(exc=exc)
                     return
-        for wallet_id in await sync_to_async(selectors.followed_wallet_ids)():
+        for wallet_id in await database_sync_to_async(selectors.followed_wallet_ids)():
             try:
                 await services.wallet_afollow(wallet_id=wallet_id)
             except HorizonUnavailable as exc:
                 logger.warning("transactions: wallet %s not followed (%s); the next pass retries", wallet_id, exc)
                 if exc.rate_limited:
-                    await sync_to_async(services.watcher_pause)(exc=exc)
+                    await database_sync_to_async(services.watcher_pause)(exc=exc)
                     return
 
 
 async def announce_owed_async() -> None:
-    for claim, (rooms, event, data) in await sync_to_async(services.announcements_claim)():
+    for claim, (rooms, event, data) in await database_sync_to_async(services.announcements_claim)():
         try:
             await emit(rooms, event, data)  # a layer fault waits in the process's event queue
         except Exception:
-            await sync_to_async(services.announcement_release)(claim)
+            await database_sync_to_async(services.announcement_release)(claim)
             logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
             continue
-        await sync_to_async(services.announcement_done)(claim)
+        await database_sync_to_async(services.announcement_done)(claim)
 
 
 def ensure_watcher_running() -> None:

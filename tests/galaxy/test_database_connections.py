@@ -15,8 +15,9 @@ import time
 
 import aiohttp
 import psycopg
+import socketio
 
-from tests.automation.api_stand import ALICE, ARTIFACTS, SERVER_ENV, bearer, create, make_wallet
+from tests.automation.api_stand import ALICE, ARTIFACTS, SERVER_ENV, bearer, create, make_wallet, token
 from tests.servers import POSTGRES_URL, fresh_postgres, manage, start_uvicorn
 
 # Modest on purpose: the PostgreSQL (max_connections 100) is shared with other test runs, and
@@ -72,6 +73,42 @@ async def test_a_rest_burst_leaves_no_database_connections_open():
             assert after_burst <= CONCURRENCY
             assert idle <= IDLE_MAX
         finally:
+            server.stop()
+    finally:
+        drop()
+
+
+def cut_server_connections(database: str) -> int:
+    """What a PostgreSQL restart (or a pooler's reaping) does to the server's open connections."""
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as conn:
+        return len(conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                                (database,)).fetchall())
+
+
+async def test_socket_events_that_read_the_database_get_over_a_connection_cut_under_them():
+    """The socket handlers' database reads run in the server's event-loop thread pool: a
+    connection PostgreSQL dropped (a restart) must cost the next event nothing, not every event
+    of the process from then on."""
+    url, drop = fresh_postgres()
+    database = url.rsplit("/", 1)[1]
+    env = {**SERVER_ENV, "DATABASE_URL": url, "AUTOMATION_IN_PROCESS": "false"}
+    try:
+        manage(env, "migrate", "--noinput")
+        wallet = make_wallet(env, ALICE)
+        server = start_uvicorn("galaxy.asgi:application", env, ARTIFACTS / f"database-cut-{os.getpid()}.log")
+        client = socketio.AsyncClient(reconnection=False)
+        try:
+            await client.connect(server.url, transports=["websocket"], auth={"token": token(ALICE)}, wait_timeout=10)
+            events = [("transaction:get_history", {"walletId": wallet}),
+                      ("transaction:get_status", {"hash": "ab" * 32})]
+            before = [await client.call(event, data, timeout=10) for event, data in events]
+            assert before[0]["ok"] is True, before
+            cut = cut_server_connections(database)
+            after = [await client.call(event, data, timeout=10) for event, data in events for _ in range(2)]
+            print(f"{cut} connections cut; before: {before}; after: {after}")
+            assert after == [before[0], before[0], before[1], before[1]]
+        finally:
+            await client.disconnect()
             server.stop()
     finally:
         drop()
