@@ -31,7 +31,8 @@ class Lifecycle:
         self.draining = False
 
     def start(self) -> None:
-        """Once per process, from its first request (daphne has no lifespan events)."""
+        """Once per process: at ASGI lifespan startup (uvicorn), as `manage.py serve` starts
+        daphne (which has no lifespan events), or else at its first request."""
         if self.started:
             return
         self.started = True
