@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from contextlib import asynccontextmanager
 
 import aiohttp
 import psycopg
@@ -50,32 +51,38 @@ async def patch_burst(url: str) -> dict[int, int]:
     return statuses
 
 
-async def test_a_rest_burst_leaves_no_database_connections_open():
+@asynccontextmanager
+async def production_server(name: str):
+    """(server, its database's name, a wallet of ALICE's): uvicorn on a fresh PostgreSQL database."""
     url, drop = fresh_postgres()
-    database = url.rsplit("/", 1)[1]
     env = {**SERVER_ENV, "DATABASE_URL": url, "AUTOMATION_IN_PROCESS": "false"}
     try:
         manage(env, "migrate", "--noinput")
         wallet = make_wallet(env, ALICE)
-        server = start_uvicorn("galaxy.asgi:application", env, ARTIFACTS / f"database-connections-{os.getpid()}.log")
+        server = start_uvicorn("galaxy.asgi:application", env, ARTIFACTS / f"{name}-{os.getpid()}.log")
         try:
-            automation = await create(server, ALICE, wallet)
-            statuses = await patch_burst(f"{server.url}/api/automations/{automation['automationId']}")
-            after_burst = server_connections(database)
-            deadline = time.monotonic() + IDLE_WAIT_SECONDS
-            idle = after_burst
-            while idle > IDLE_MAX and time.monotonic() < deadline:
-                await asyncio.sleep(0.25)
-                idle = server_connections(database)
-            print(f"{BURST} PATCHes at concurrency {CONCURRENCY}: statuses {statuses}, "
-                  f"{after_burst} connections right after, {idle} after up to {IDLE_WAIT_SECONDS} s idle")
-            assert statuses == {200: BURST}
-            assert after_burst <= CONCURRENCY
-            assert idle <= IDLE_MAX
+            yield server, url.rsplit("/", 1)[1], wallet
         finally:
             server.stop()
     finally:
         drop()
+
+
+async def test_a_rest_burst_leaves_no_database_connections_open():
+    async with production_server("database-connections") as (server, database, wallet):
+        automation = await create(server, ALICE, wallet)
+        statuses = await patch_burst(f"{server.url}/api/automations/{automation['automationId']}")
+        after_burst = server_connections(database)
+        deadline = time.monotonic() + IDLE_WAIT_SECONDS
+        idle = after_burst
+        while idle > IDLE_MAX and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            idle = server_connections(database)
+        print(f"{BURST} PATCHes at concurrency {CONCURRENCY}: statuses {statuses}, "
+              f"{after_burst} connections right after, {idle} after up to {IDLE_WAIT_SECONDS} s idle")
+        assert statuses == {200: BURST}
+        assert after_burst <= CONCURRENCY
+        assert idle <= IDLE_MAX
 
 
 def cut_server_connections(database: str) -> int:
@@ -86,21 +93,15 @@ def cut_server_connections(database: str) -> int:
 
 
 async def test_socket_events_that_read_the_database_get_over_a_connection_cut_under_them():
-    """The socket handlers' database reads run in the server's event-loop thread pool: a
-    connection PostgreSQL dropped (a restart) must cost the next event nothing, not every event
-    of the process from then on."""
-    url, drop = fresh_postgres()
-    database = url.rsplit("/", 1)[1]
-    env = {**SERVER_ENV, "DATABASE_URL": url, "AUTOMATION_IN_PROCESS": "false"}
-    try:
-        manage(env, "migrate", "--noinput")
-        wallet = make_wallet(env, ALICE)
-        server = start_uvicorn("galaxy.asgi:application", env, ARTIFACTS / f"database-cut-{os.getpid()}.log")
+    """The socket handlers read the database in a thread the whole process shares: a connection
+    PostgreSQL dropped there (a restart) must cost the next event nothing, not every event of
+    the process from then on."""
+    async with production_server("database-cut") as (server, database, wallet):
         client = socketio.AsyncClient(reconnection=False)
         try:
             await client.connect(server.url, transports=["websocket"], auth={"token": token(ALICE)}, wait_timeout=10)
             events = [("transaction:get_history", {"walletId": wallet}),
-                      ("transaction:get_status", {"hash": "ab" * 32})]
+                      ("transaction:get_status", {"hash": "ab" * 32})]  # read before Horizon is asked
             before = [await client.call(event, data, timeout=10) for event, data in events]
             assert before[0]["ok"] is True, before
             cut = cut_server_connections(database)
@@ -109,6 +110,3 @@ async def test_socket_events_that_read_the_database_get_over_a_connection_cut_un
             assert after == [before[0], before[0], before[1], before[1]]
         finally:
             await client.disconnect()
-            server.stop()
-    finally:
-        drop()
