@@ -35,7 +35,8 @@ class CorsPolicy:
                           methods: bytes = b"GET, POST, OPTIONS") -> list[tuple[bytes, bytes]]:
         headers = self.headers(origin)
         headers.append((b"access-control-allow-methods", methods))
-        if request_headers:
+        if request_headers:  # reflected: the answer depends on them too (for shared caches)
+            headers = [(n, b"Origin, Access-Control-Request-Headers" if n == b"vary" else v) for n, v in headers]
             headers.append((b"access-control-allow-headers", request_headers))
         # One day, the longest Chromium honours is two hours anyway; it saves a round trip per poll.
         headers.append((b"access-control-max-age", b"86400"))

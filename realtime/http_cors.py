@@ -17,8 +17,9 @@ from django.utils.decorators import sync_and_async_middleware
 
 from .cors import CorsPolicy
 
-# What a page of another origin may call.
-CORS_PATHS = re.compile(r"/(api/|health$|metrics(/|$))")
+# What a page of another origin may call, or load: the client bundles too, as Socket.IO's server
+# serves them (an ES module is fetched with CORS: `import {io} from ".../socket.io.esm.min.js"`).
+CORS_PATHS = re.compile(r"/(api/|health$|metrics(/|$)|socket\.io/socket\.io[a-z.]*\.js(\.map)?$)")
 REST_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
 

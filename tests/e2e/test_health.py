@@ -92,8 +92,9 @@ async def test_the_http_api_answers_allowed_origins_with_cors_headers_as_socketi
     """ALLOWED_ORIGINS is the server's, not only /socket.io/'s: a dashboard on an allowed origin
     reads /health and /metrics and may call /api/ with its bearer token (a preflight first)."""
     # /api/auth/me without a token: its 401 readable by the page too
+    # The client bundles too: a page imports the ES module one with a CORS request.
     for path, status in (("/health", 200), ("/metrics", 200), ("/metrics/prometheus", 200), ("/api/market/feed", 200),
-                         ("/api/auth/me", 401)):
+                         ("/api/auth/me", 401), ("/socket.io/socket.io.esm.min.js", 200)):
         async with http.get(f"{server.url}{path}", headers={"Origin": "http://allowed.example"}) as resp:
             assert resp.status == status, path
             assert resp.headers["Access-Control-Allow-Origin"] == "http://allowed.example", path
@@ -107,6 +108,7 @@ async def test_the_http_api_answers_allowed_origins_with_cors_headers_as_socketi
         assert resp.headers["Access-Control-Allow-Origin"] == "http://allowed.example"
         assert {"GET", "POST", "PATCH", "DELETE"} <= {m.strip() for m in resp.headers["Access-Control-Allow-Methods"].split(",")}
         assert resp.headers["Access-Control-Allow-Headers"] == "authorization"
+        assert resp.headers["Vary"] == "Origin, Access-Control-Request-Headers"  # both shape the answer
     async with http.options(f"{server.url}/api/auth/me", headers={**preflight, "Origin": "http://evil.example"}) as resp:
         assert resp.status == 403 and "Access-Control-Allow-Origin" not in resp.headers
     # The admin's cookie sessions stay same-origin only.
