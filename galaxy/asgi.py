@@ -18,7 +18,7 @@ from automation.tasks import ensure_engine_running  # noqa: E402
 from realtime.app import build_engine, cleanups_of, gate_from_settings  # noqa: E402
 from realtime.forwarding import Forwarder  # noqa: E402
 from realtime.lifecycle import Lifecycle, LifecycleMiddleware  # noqa: E402
-from realtime.transports import DirectSocketIORoute, socketio_routes  # noqa: E402
+from realtime.transports import DirectSocketIORoute, no_such_websocket, socketio_routes  # noqa: E402
 from transactions.tasks import ensure_watcher_running  # noqa: E402
 
 engine = build_engine()
@@ -43,7 +43,7 @@ routers = ProtocolTypeRouter(
         # with no collectstatic step; the Socket.IO route is exactly /socket.io/, so the
         # client bundle at /socket.io/socket.io.min.js reaches Django (web.urls).
         "http": URLRouter([*http_routes, re_path(r"", ASGIStaticFilesHandler(django_application))]),
-        "websocket": URLRouter(websocket_routes),
+        "websocket": URLRouter([*websocket_routes, re_path(r"", no_such_websocket)]),
     }
 )
 # Socket.IO's requests and WebSockets go straight to their transport: each router a WebSocket

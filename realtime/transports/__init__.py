@@ -36,6 +36,14 @@ class DirectSocketIORoute:
         return self.app(scope, receive, send)
 
 
+async def no_such_websocket(scope, receive, send) -> None:
+    """ASGI app for a WebSocket on a path nothing serves: refused before the handshake completes
+    (the client gets a 403), where Channels' URLRouter raised (a 500, and a traceback in the log
+    for any client that asks)."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close", "code": 1000})
+
+
 def socketio_routes(engine, gate, prefix: str = "socket.io/", forwarder=None):
     """(http routes, websocket routes) serving `engine` under `/<prefix>`."""
     return (

@@ -186,6 +186,13 @@ async def test_oversized_websocket_message_closes_that_connection(http, server):
     assert await closed_within(ws, 1)
 
 
+async def test_a_websocket_on_a_path_nothing_serves_is_refused(http, server):
+    url = f"{server.url}/custom/?EIO=4&transport=websocket".replace("http", "ws", 1)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(url)
+    assert refused.value.status == 403  # not a 500 (and a traceback in the log)
+
+
 async def test_websocket_handshake_with_bad_query_is_refused(http, server):
     for params in ({"EIO": "3"}, {"transport": "polling"}):
         url = eio_url(server, **{"transport": "websocket", **params}).replace("http", "ws", 1)
