@@ -18,7 +18,7 @@ from automation.tasks import ensure_engine_running  # noqa: E402
 from realtime.app import build_engine, cleanups_of, gate_from_settings  # noqa: E402
 from realtime.forwarding import Forwarder  # noqa: E402
 from realtime.lifecycle import Lifecycle, LifecycleMiddleware  # noqa: E402
-from realtime.transports import DirectSocketIORoute, no_such_websocket, socketio_routes  # noqa: E402
+from realtime.transports import DirectSocketIORoute, handoff, no_such_websocket, socketio_routes  # noqa: E402
 from transactions.tasks import ensure_watcher_running  # noqa: E402
 
 engine = build_engine()
@@ -32,7 +32,10 @@ lifecycle = Lifecycle(
     # The in-process transaction watcher (embedded default) runs from the first request: a
     # socket hears its wallets' events in user:{id} without ever sending a transaction:* event;
     # the feed, when active automations need prices nobody subscribed to.
-    on_start=[*([forwarder.start] if forwarder else []), ensure_watcher_running, ensure_engine_running],
+    # With Redis, several processes: polling requests and WebSocket upgrades for another's
+    # session go to it (forwarding, handoff).
+    on_start=[*([forwarder.start, lambda: handoff.start_receiving(engine.node_id)] if forwarder else []),
+              ensure_watcher_running, ensure_engine_running],
     cleanups=cleanups_of(engine, gate),
     cleanup_interval=settings.ROOM_CLEANUP_INTERVAL_MS / 1000,
 )

@@ -4,8 +4,9 @@ A polling session lives in the process that opened it. Behind a load balancer th
 pin clients, its next GET or POST may reach another node; that node sends the request to the
 owner through the channel layer (each node reads a channel named after its id, which every sid
 starts with) and relays the answer. Socket.IO's own server cannot do this and needs sticky
-sessions. WebSocket upgrades still need to reach the owner; a client whose probe lands
-elsewhere stays on polling, as engine.io clients do when a probe fails.
+sessions. A WebSocket upgrade cannot be relayed so: one that reaches another process of the
+same host is handed over, connection and all (transports/handoff.py); one that reaches another
+host fails its probe, and the client stays on polling, as engine.io clients do then.
 
 An owner that is gone (crashed, restarted, or never was: a forged sid) listens on no channel:
 Redis says nobody got the request, and the client hears at once that its session is unknown,

@@ -99,15 +99,17 @@ def start_daphne(app: str, env: dict[str, str], log: Path, port: int | None = No
     return _start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app], port, env, log)
 
 
-# bin/serve-production's WebSocket protocol: uvicorn's sans-I/O one with the shared-frame writer.
+# bin/serve-production's protocols: uvicorn's sans-I/O WebSocket one with the shared-frame
+# writer, and httptools' HTTP one recording its server for handed-over WebSockets.
 PRODUCTION_WS = "realtime.transports.uvicorn_websocket:WebSocketProtocol"
+PRODUCTION_HTTP = "realtime.transports.uvicorn_http:HttpToolsProtocol"
 
 
 def start_uvicorn(app: str, env: dict[str, str], log: Path) -> ServerProcess:
     """The production server, flags as bin/serve-production (one worker)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-               "--loop", "uvloop", "--http", "httptools", "--ws", PRODUCTION_WS, "--ws-per-message-deflate", "false", "--ws-ping-interval", "0",
+               "--loop", "uvloop", "--http", PRODUCTION_HTTP, "--ws", PRODUCTION_WS, "--ws-per-message-deflate", "false", "--ws-ping-interval", "0",
                "--ws-max-size", env.get("MAX_HTTP_BUFFER_SIZE", "1000000"), "--no-proxy-headers"]
     return _start(command, port, env, log)
 

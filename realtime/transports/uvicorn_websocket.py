@@ -42,6 +42,8 @@ from websockets.protocol import State
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from . import handoff
+
 logger = logging.getLogger(__name__)
 
 RAW_WRITER = "galaxy.websocket.raw"
@@ -225,8 +227,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.accept_value: bytes | None = None  # Sec-WebSocket-Accept, while a plain upgrade waits for accept
 
     def data_received(self, data: bytes) -> None:
-        if self.handshake_initiated or not self.open_plain(data):
+        if self.handshake_initiated:
+            return super().data_received(data)
+        upgrade = plain_upgrade(data, self.config.ws_per_message_deflate)
+        if upgrade is not None and handoff.hand_over(self.transport, upgrade[0], data):
+            # Another process owns the session and holds the connection now: read nothing more
+            # from it, and let go of it after uvicorn's upgrade has made this its protocol.
+            self.transport.pause_reading()
+            self.loop.call_soon(self.transport.abort)
+            return
+        if upgrade is None:
             super().data_received(data)
+        else:
+            self.open_plain(upgrade)
 
     def send_receive_event_to_app(self) -> None:
         """As the parent, except a text message that is not UTF-8: the parent closes with 1007
@@ -242,12 +255,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 return
         super().send_receive_event_to_app()
 
-    def open_plain(self, data: bytes) -> bool:
-        """Start the application on a plain upgrade request (what the parent's handle_connect
-        does with websockets' Request); False if `data` is not one."""
-        upgrade = plain_upgrade(data, self.config.ws_per_message_deflate)
-        if upgrade is None:
-            return False
+    def open_plain(self, upgrade: tuple[str, list[tuple[bytes, bytes]], bytes]) -> None:
+        """Start the application on a plain upgrade request, `plain_upgrade`'s reading of it
+        (what the parent's handle_connect does with websockets' Request)."""
         target, headers, self.accept_value = upgrade
         self.handshake_initiated = True
         raw_path, _, query_string = target.partition("?")
@@ -276,7 +286,6 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         task = self.loop.create_task(self.run_asgi())
         task.add_done_callback(self.on_task_complete)
         self.tasks.add(task)
-        return True
 
     def handle_connect(self, event) -> None:
         super().handle_connect(event)

@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import BASE_ENV, PRODUCTION_WS, ROOT, free_port
+from tests.servers import BASE_ENV, PRODUCTION_HTTP, PRODUCTION_WS, ROOT, free_port
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
@@ -35,7 +35,7 @@ START_TIMEOUT = 60.0
 # uvicorn as measured: uvloop, httptools; no access log (one line per connection is the
 # logger's cost, not the server's); no lifespan (Channels' router does not speak it). `ws` is
 # the WebSocket implementation, per server below.
-UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+UVICORN_FLAGS = ["--loop", "uvloop", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
                  # as bin/serve-production (no compression: as Node's server too)
                  "--no-proxy-headers", "--ws-per-message-deflate", "false", "--ws-ping-interval", "0"]
 
@@ -122,17 +122,17 @@ def start_galaxy_daphne(name, env, workers, cpus) -> Server:
     return server
 
 
-def _start_uvicorn(name, app, env, workers, cpus, ws) -> Server:
+def _start_uvicorn(name, app, env, workers, cpus, ws, http="httptools") -> Server:
     server = Server(name, free_port())
     command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(server.port),
-               "--workers", str(workers), "--ws", ws, *UVICORN_FLAGS]
+               "--workers", str(workers), "--http", http, "--ws", ws, *UVICORN_FLAGS]
     _spawn(server, pinned(command, cpus), env)
     return server
 
 
 def galaxy_uvicorn(ws: str):
     def start(name, env, workers, cpus) -> Server:
-        return _start_uvicorn(name, "galaxy.asgi:application", env, workers, cpus, ws)
+        return _start_uvicorn(name, "galaxy.asgi:application", env, workers, cpus, ws, PRODUCTION_HTTP)
     return start
 
 

@@ -1,4 +1,5 @@
-"""Two nodes behind a round-robin TCP proxy, no sticky sessions: long-polling still works."""
+"""Several nodes, no sticky sessions: two behind a round-robin TCP proxy (long-polling still
+works), and two production processes on one host (an upgrade reaching the wrong one still works)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import socketio
 
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV, emit_via_server
-from tests.servers import REDIS_URL, fresh_postgres, manage, start_daphne
+from tests.servers import REDIS_URL, fresh_postgres, manage, start_daphne, start_uvicorn
 from tests.tcpproxy import TcpProxy
 
 
@@ -107,3 +108,52 @@ async def test_a_sid_no_live_node_owns_is_refused_at_once_not_after_the_forwardi
                 async with http.request(method, url, data="40") as resp:
                     assert resp.status == 400
                     assert json.loads(await resp.text()) == {"code": 1, "message": "Session ID unknown"}
+
+
+@pytest.fixture(scope="module")
+def two_processes():
+    """Two production servers on one host sharing Redis and a database, as uvicorn's workers do."""
+    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}w"}
+    env["DATABASE_URL"], drop = fresh_postgres()
+    manage(env, "migrate", "--noinput")
+    servers = [start_uvicorn("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-process-{n}.log") for n in (1, 2)]
+    yield servers
+    for server in servers:
+        server.stop()
+    drop()
+
+
+async def test_an_upgrade_that_reaches_another_process_on_the_host_is_handed_to_the_owner(two_processes):
+    """uvicorn's workers share one listening socket, so an upgrade request (on a connection of
+    its own, as browsers and socket.io-client open it) may reach a process that does not own the
+    session; it hands the connection to the one that does, and the session goes on over it.
+    Before, the probe failed and the client stayed on polling for good (about half of the
+    clients that start on polling, with two workers)."""
+    owner, other = two_processes
+    acks = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(6):
+            base = f"{owner.url}/socket.io/?EIO=4&transport=polling"
+            async with http.get(base) as resp:
+                sid = json.loads((await resp.text())[1:])["sid"]
+            async with http.post(f"{base}&sid={sid}", data="40") as resp:
+                assert resp.status == 200
+            async with http.get(f"{base}&sid={sid}") as resp:
+                assert (await resp.text()).startswith("40")
+            async with http.ws_connect(f"{other.url}/socket.io/?EIO=4&transport=websocket&sid={sid}".replace("http", "ws", 1)) as ws:
+                await ws.send_str("2probe")
+                assert await asyncio.wait_for(ws.receive(), 5) == (aiohttp.WSMsgType.TEXT, "3probe", "")
+                await ws.send_str("5")
+                await ws.send_str('421["subscribe",{"room":"market:XLM_USDC"}]')
+                acks.append(await ack_of(ws, 1))
+    assert [ack is not None and ack["ok"] for ack in acks] == [True] * 6
+
+
+async def ack_of(ws, ack_id: int) -> dict | None:
+    """The ack `ack_id` on `ws`, past what the session sends meanwhile (`connected`, its events)."""
+    while True:
+        message = await asyncio.wait_for(ws.receive(), 5)
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            return None  # closed
+        if message.data.startswith(f"43{ack_id}["):
+            return json.loads(message.data[2 + len(str(ack_id)):])[0]
