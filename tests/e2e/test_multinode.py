@@ -15,16 +15,21 @@ from tests.servers import REDIS_URL, fresh_postgres, manage, start_daphne, start
 from tests.tcpproxy import TcpProxy
 
 
-@pytest.fixture(scope="module")
-def two_nodes():
-    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}n"}
+def two_servers(start, name: str):
+    """Two servers started by `start`, sharing Redis (keys of their own) and a database."""
+    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}{name}"}
     env["DATABASE_URL"], drop = fresh_postgres()
     manage(env, "migrate", "--noinput")
-    nodes = [start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-node-{n}.log") for n in (1, 2)]
-    yield nodes
-    for node in nodes:
-        node.stop()
+    servers = [start("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-{name}-{n}.log") for n in (1, 2)]
+    yield servers
+    for server in servers:
+        server.stop()
     drop()
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    yield from two_servers(start_daphne, "node")
 
 
 @pytest.fixture
@@ -112,15 +117,8 @@ async def test_a_sid_no_live_node_owns_is_refused_at_once_not_after_the_forwardi
 
 @pytest.fixture(scope="module")
 def two_processes():
-    """Two production servers on one host sharing Redis and a database, as uvicorn's workers do."""
-    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}w"}
-    env["DATABASE_URL"], drop = fresh_postgres()
-    manage(env, "migrate", "--noinput")
-    servers = [start_uvicorn("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-process-{n}.log") for n in (1, 2)]
-    yield servers
-    for server in servers:
-        server.stop()
-    drop()
+    """Two production servers on one host, as uvicorn's workers are."""
+    yield from two_servers(start_uvicorn, "process")
 
 
 async def test_an_upgrade_that_reaches_another_process_on_the_host_is_handed_to_the_owner(two_processes):
