@@ -155,3 +155,33 @@ async def ack_of(ws, ack_id: int) -> dict | None:
             return None  # closed
         if message.data.startswith(f"43{ack_id}["):
             return json.loads(message.data[2 + len(str(ack_id)):])[0]
+
+
+async def test_a_flood_of_upgrades_naming_the_other_process_stalls_neither(two_processes):
+    """Anyone can name another process in an upgrade (a node id is the first characters of each
+    sid). Hundreds at once, crosswise, fill both processes' hand-over queues: a process hands
+    over without waiting, so neither blocks its event loop on the other's full queue (both did,
+    for good) and both go on serving."""
+    one, two = two_processes
+    node_ids = []
+    async with aiohttp.ClientSession() as http:
+        for server in two_processes:
+            async with http.get(f"{server.url}/socket.io/?EIO=4&transport=polling") as resp:
+                node_ids.append(json.loads((await resp.text())[1:])["sid"][:8])
+
+    async def upgrade(server, sid: str) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(f"GET /socket.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+            return (await asyncio.wait_for(reader.readline(), 10)).strip()
+        finally:
+            writer.close()
+
+    answers = await asyncio.gather(*(upgrade(two, node_ids[0] + "A" * 20) for _ in range(300)),
+                                   *(upgrade(one, node_ids[1] + "A" * 20) for _ in range(300)), return_exceptions=True)
+    assert all(answer == b"HTTP/1.1 101 Switching Protocols" for answer in answers), {repr(a) for a in answers}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        for server in two_processes:
+            async with http.get(f"{server.url}/socket.io/?EIO=4&transport=polling") as resp:
+                assert resp.status == 200
