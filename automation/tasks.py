@@ -164,12 +164,13 @@ async def _announce(claimed) -> None:
 
 async def announce_runs(run_ids) -> None:
     if run_ids:
-        await _announce(await database_sync_to_async(
-            lambda: announcements.runs_announce_now(run_ids=run_ids, audience=audience()))())
+        heard = audience()  # here, in the event loop whose sockets and rooms it reads
+        await _announce(await database_sync_to_async(announcements.runs_announce_now)(run_ids=run_ids, audience=heard))
 
 
 async def announce_owed() -> None:
-    await _announce(await database_sync_to_async(lambda: announcements.announcements_claim(audience=audience()))())
+    heard = audience()
+    await _announce(await database_sync_to_async(announcements.announcements_claim)(audience=heard))
 
 
 async def evaluate_in_process(*, pair: str, price: float, sequence: int, timestamp: int) -> None:
