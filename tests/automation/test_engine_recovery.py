@@ -277,17 +277,23 @@ def announced(stack: RecoveryStack, automation_id: str) -> list[int]:
                                           uuid.UUID(automation_id))]
 
 
+async def fired_with_its_executed_cut(stack: RecoveryStack, proxy, client, automation_id: str, base) -> None:
+    """The automation fires (`triggered` heard) and its run ends; the worker's emit of
+    `executed` is cut on its way to Redis."""
+    await asyncio.to_thread(stack.trade, base, "1.0")
+    await stack.priced(automation_id, "1.0")
+    proxy.cut_at(b"automation:executed")
+    await asyncio.to_thread(stack.trade, base, "2.5")
+    await client.next("automation:triggered", timeout=WAIT)
+    await asyncio.wait_for(proxy.fired.wait(), WAIT)
+
+
 async def test_redis_away_past_the_emit_retries_as_a_run_ends_still_sends_its_executed_once(stack):
     proxy = await through_proxy(stack)
     user, automation_id, base = await notify_automation(stack)
     client = await subscribed(stack, user, automation_id)
     try:
-        await asyncio.to_thread(stack.trade, base, "1.0")
-        await stack.priced(automation_id, "1.0")
-        proxy.cut_at(b"automation:executed")
-        await asyncio.to_thread(stack.trade, base, "2.5")
-        await client.next("automation:triggered", timeout=WAIT)
-        await asyncio.wait_for(proxy.fired.wait(), WAIT)
+        await fired_with_its_executed_cut(stack, proxy, client, automation_id, base)
         await gave_up(stack)  # Redis away longer than the worker's retries: the run's state stands
         assert [run["status"] for run in await asyncio.to_thread(stack.runs, automation_id)] == ["executed"]
         await client.none("automation:executed", 0.5)
@@ -309,12 +315,7 @@ async def test_a_worker_killed_while_it_emits_a_runs_ending_leaves_it_sent_once_
     user, automation_id, base = await notify_automation(stack)
     client = await subscribed(stack, user, automation_id)
     try:
-        await asyncio.to_thread(stack.trade, base, "1.0")
-        await stack.priced(automation_id, "1.0")
-        proxy.cut_at(b"automation:executed")
-        await asyncio.to_thread(stack.trade, base, "2.5")
-        await client.next("automation:triggered", timeout=WAIT)
-        await asyncio.wait_for(proxy.fired.wait(), WAIT)
+        await fired_with_its_executed_cut(stack, proxy, client, automation_id, base)
         await asyncio.sleep(0.3)
         stack.workers[-1].kill()  # SIGKILL inside the emit's retries, its claim held
         stack.workers[-1].wait()

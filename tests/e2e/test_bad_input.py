@@ -217,6 +217,12 @@ async def test_no_socketio_connect_within_connection_timeout_closes(http, server
 # -- CORS and Origin -------------------------------------------------------------------------
 
 
+async def test_polling_responses_carry_their_length_not_chunked_encoding(http, server):
+    async with http.get(eio_url(server)) as resp:
+        body = await resp.read()
+        assert resp.headers["Content-Length"] == str(len(body)) and "Transfer-Encoding" not in resp.headers
+
+
 async def test_polling_from_an_allowed_origin_gets_cors_headers(http, server):
     async with http.get(eio_url(server), headers={"Origin": "http://allowed.example"}) as resp:
         assert resp.status == 200

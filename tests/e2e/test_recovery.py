@@ -300,6 +300,17 @@ async def test_a_client_that_disconnects_is_not_recovered_even_if_its_close_over
         await ws.close()
 
 
+async def _signed_in_by_event_then_dropped(server, user: str, ttl: int) -> tuple:
+    """A raw socket signed in with the `authenticate` event (a token of `ttl` s), whose network
+    then drops: (sid, pid, offset) for its recovery."""
+    token = manage(server.env, "mint_token", "--user", user, "--ttl", str(ttl)).stdout.strip()
+    ws, sid, pid, offset = await _socket(server, {})
+    await ws.send(json.dumps(["authenticate", {"token": token}]).join(["42", ""]))
+    await _next_event(ws, "authenticated")
+    ws.transport.abort()
+    return sid, pid, offset
+
+
 async def _socket(server, connect: dict) -> tuple:
     """A raw WebSocket client's CONNECT with `connect` as its auth: (ws, sid, pid, offset)."""
     ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
@@ -347,11 +358,7 @@ async def test_a_recovered_socket_whose_token_expired_meanwhile_is_told(server):
     """Signed in with the `authenticate` event, so no token comes with the reconnection: it is
     recovered anonymous and told `auth_error {error: "token expired"}`, as a live socket is."""
     user = "2c3d4e5f-6071-4829-93a4-b5c6d7e8f901"
-    short = manage(server.env, "mint_token", "--user", user, "--ttl", "2").stdout.strip()
-    ws, sid, pid, offset = await _socket(server, {})
-    await ws.send(json.dumps(["authenticate", {"token": short}]).join(["42", ""]))
-    await _next_event(ws, "authenticated")
-    ws.transport.abort()
+    sid, pid, offset = await _signed_in_by_event_then_dropped(server, user, ttl=2)
     await asyncio.sleep(3)
     ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
     try:
@@ -365,11 +372,7 @@ async def test_a_recovered_user_still_expires_when_its_token_does(server):
     """The user a recovery restores keeps its token's expiry: at it, `auth_error {error: "token
     expired"}` and its private rooms are left, as for a socket that never dropped."""
     user = "3d4e5f60-7182-4930-a4b5-c6d7e8f90a1b"
-    short = manage(server.env, "mint_token", "--user", user, "--ttl", "4").stdout.strip()
-    ws, sid, pid, offset = await _socket(server, {})
-    await ws.send(json.dumps(["authenticate", {"token": short}]).join(["42", ""]))
-    await _next_event(ws, "authenticated")
-    ws.transport.abort()
+    sid, pid, offset = await _signed_in_by_event_then_dropped(server, user, ttl=4)
     ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
     try:
         assert again == sid

@@ -45,3 +45,18 @@ def test_a_descriptor_that_is_not_a_tcp_connection_is_closed():
     assert handoff._stream_socket(descriptor) is None
     with pytest.raises(OSError):
         os.fstat(descriptor)
+
+
+def test_names_left_by_processes_that_died_are_removed_and_live_ones_kept():
+    place = handoff.meeting_place()
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(place / "dead-node.sock"))
+    dead.close()  # as a SIGKILLed process leaves it: the file stays, nobody reads it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as live:
+        live.bind(str(place / "live-node.sock"))
+        try:
+            handoff._forget_the_dead(place)
+            assert not (place / "dead-node.sock").exists()
+            assert (place / "live-node.sock").exists()
+        finally:
+            (place / "live-node.sock").unlink()
