@@ -18,6 +18,7 @@ from .consumers import EventRequest, now_ms, validate
 from .emit import encode_event
 from .errors import RateLimited, RealtimeError, ack_error, error_event
 from .permissions import check_room_access, is_private
+from .redis_client import REDIS_AWAY
 from .router import EventRouter
 from .serializers import AuthenticateSerializer, RoomSerializer
 from .server import Ack, ConnectionRefused, Namespace, Socket
@@ -69,8 +70,14 @@ class GalaxyNamespace(Namespace):
             process.ensure_publishing()
         # A recovered socket is in its rooms again: only a fresh read is sure to be no older than
         # what it was just sent (an older offset would replay those events on its next recovery).
-        offset = await (self.event_log.head() if socket.rooms else self.event_log.shared_head())
-        await socket.emit("connected", {"socketId": socket.sid, "timestamp": now_ms()}, offset)
+        try:
+            offset = (await (self.event_log.head() if socket.rooms else self.event_log.shared_head()),)
+        except REDIS_AWAY as exc:
+            # No offset then: the client's next reconnection before a room event is not
+            # recovered (and its client knows it), rather than this one failing.
+            logger.warning("connected without an offset for socket %s: the event log is away: %s", socket.sid, exc)
+            offset = ()
+        await socket.emit("connected", {"socketId": socket.sid, "timestamp": now_ms()}, *offset)
         self.heartbeat.add(socket)
         principal = socket.data.pop("pending_user", None)
         if principal is not None:

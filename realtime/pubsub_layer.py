@@ -20,6 +20,13 @@ argument and never calls it). redis-py does call a connection's connect callback
 reconnect, after its own that subscribes again: the fan-out registers one there
 (fanout.Fanout.resubscribed) and reads what it missed from the log (gap_fill.py).
 
+Joining and leaving while Redis is away. A SUBSCRIBE or UNSUBSCRIBE that cannot reach Redis
+would fail a socket's sign-in, or skip the rest of a disconnect (its connection slot kept). Both
+succeed instead: the channel is added to (or removed from) the set redis-py subscribes again on
+reconnect, and the reconnect's gap fill reads from the log what the room missed since the join
+(fanout's `_joined_ms`). Only a subscriber connection never made (the process started while
+Redis was away) still fails a join: no reconnect would come to subscribe it.
+
 Sending to a channel nobody hears (`send_heard`, `listen`). A pub/sub message to a channel
 no process subscribes to is gone, and the layer's `send` does not say so; Redis' PUBLISH does,
 with the number of subscribers that got it. A node asking another for a polling session
@@ -34,6 +41,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from .batching import Coalescer
+from .redis_client import REDIS_AWAY
 
 
 def _redis_layer(layer):
@@ -111,11 +119,23 @@ async def _subscribe(by_shard: dict, subscribe: bool) -> None:
                 continue
             shard._ensure_redis()
             shard._ensure_receiver()
+            pubsub = shard._pubsub
+            try:
+                await (pubsub.subscribe if subscribe else pubsub.unsubscribe)(*todo)
+            except REDIS_AWAY:
+                if subscribe and pubsub.connection is None:
+                    raise  # never connected: no reconnect will come to subscribe them
+                # Redis is away (a restart, a failover): what redis-py subscribes again once its
+                # connection is back is made what the process wants (see the module's docstring).
+                wanted = pubsub._normalize_keys(dict.fromkeys(todo))
+                if subscribe:
+                    pubsub.channels.update(wanted)
+                else:
+                    for name in wanted:
+                        pubsub.channels.pop(name, None)
             if subscribe:
-                await shard._pubsub.subscribe(*todo)
                 shard._subscribed_to.update(todo)
             else:
-                await shard._pubsub.unsubscribe(*todo)
                 shard._subscribed_to.difference_update(todo)
 
 

@@ -7,8 +7,13 @@ moment for a free connection instead of failing with "Too many connections".
 import asyncio
 
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 from .batching import Coalescer
+
+# What a Redis client raises while the server is away (down, restarting, failing over), once
+# redis-py's own retries are spent: what callers that can carry on without it catch.
+REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
 
 # Connections per client; each holds a socket to Redis, and a few dozen keep a burst busy.
 POOL_SIZE = 50

@@ -18,6 +18,7 @@ from .fanout import Fanout
 from .protocol import socketio as sio
 from .protocol.errors import DecodeError
 from .recovery import offset_key, valid_offset
+from .redis_client import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
 INVALID_NAMESPACE = {"message": "Invalid namespace"}
@@ -238,7 +239,14 @@ class SocketIOServer:
     async def _dispatch(self, session: EngineSession, conn: _Connection, packet: sio.Packet) -> None:
         ptype = packet.type
         if ptype is sio.PacketType.CONNECT:
-            await self._connect(session, conn, packet)
+            try:
+                await self._connect(session, conn, packet)
+            except Exception:
+                # Never a client left waiting for an answer that will not come: the transport
+                # drops (no CLOSE packet: python-socketio takes one for a server's goodbye and
+                # stays away), and every Socket.IO client's reconnection tries again.
+                logger.exception("could not connect a socket on session %s", session.sid)
+                await session.close("server error", notify_client=False)
             return
         if ptype is sio.PacketType.CONNECT_ERROR:
             await session.close("parse error", notify_client=False)
@@ -319,22 +327,30 @@ class SocketIOServer:
         """
         if self.session_store is None or not isinstance(pid, str) or not valid_offset(offset):
             return None
-        state = await self.session_store.take(pid)
-        if state is None or state.get("namespace") != socket.namespace:
+        try:
+            state = await self.session_store.take(pid)
+            if state is None or state.get("namespace") != socket.namespace:
+                return None
+            saved_rooms = set(state.get("rooms", []))
+            if await self.event_log.since(offset, socket.namespace, saved_rooms) is None:
+                return None  # the log no longer reaches back to the client's offset
+        except REDIS_AWAY as exc:  # the client starts afresh rather than waiting for Redis
+            logger.warning("socket %s not recovered: Redis is away: %s", socket.sid, exc)
             return None
-        saved_rooms = set(state.get("rooms", []))
-        if await self.event_log.since(offset, socket.namespace, saved_rooms) is None:
-            return None  # the log no longer reaches back to the client's offset
         decided = dict(socket.data)  # on_connect's: kept if recovery fails after all
         socket.recovering = []  # from the first join on, live frames wait for the replay
         # Its old ids from here on: what on_recover holds (the user's connection slot) is held
         # under the sid its disconnect will give back.
         fresh_ids = socket.sid, socket.pid
         socket.sid, socket.pid = state["sid"], pid
-        for room in await namespace.on_recover(socket, state.get("data", {}), saved_rooms):
-            await socket.join(room)
-        # Read again after joining: whatever was logged meanwhile is replayed or held, not lost.
-        missed = await self.event_log.since(offset, socket.namespace, socket.rooms)
+        try:
+            for room in await namespace.on_recover(socket, state.get("data", {}), saved_rooms):
+                await socket.join(room)
+            # Read again after joining: whatever was logged meanwhile is replayed or held, not lost.
+            missed = await self.event_log.since(offset, socket.namespace, socket.rooms)
+        except Exception:  # a store gone midway: as below, or the socket would stay half-restored
+            logger.exception("socket %s not recovered: restoring it failed", socket.sid)
+            missed = None
         if missed is None:  # trimmed in the last milliseconds: undo, the client starts afresh
             await self.fanout.leave_all(socket)
             await namespace.on_disconnect(socket, "recovery failed")

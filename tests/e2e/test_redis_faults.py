@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 import redis
 import socketio
+from websockets.asyncio.client import connect as websockets_connect
 
 from realtime.forwarding import node_channel
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV, SyncProducer
@@ -192,6 +193,75 @@ async def test_events_published_while_the_server_is_not_subscribed_reach_its_liv
         server.stop()
 
 
+async def test_sockets_connect_sign_in_recover_and_leave_while_redis_is_away(own_redis, tmp_path):
+    """While Redis is down, sockets still come and go: a signed-in one that leaves gives its
+    connection slot back (MAX_CONNECTIONS_PER_USER 2 here), a new one is answered in full
+    (`connected`, `authenticated`), a recovery that cannot read its saved state starts afresh
+    instead of waiting for an answer, and the user's events of the outage and after reach the
+    sockets signed in during it. Before: the leave failed half-way (the slot kept: the second
+    sign-in was refused), new sockets got neither event, the recovery no answer at all."""
+    env = {**E2E_ENV, "REDIS_URL": own_redis.url, "DATABASE_URL": fresh_sqlite(tmp_path), "MAX_CONNECTIONS_PER_USER": "2"}
+    manage(env, "migrate", "--noinput")
+    server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-redis-connects.log")
+    user = "5f607182-93a4-4b5c-8d7e-8f90a1b2c3d4"
+    token = manage(env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    clients = []
+
+    async def signed_in() -> tuple[socketio.AsyncClient, asyncio.Queue]:
+        client = socketio.AsyncClient(reconnection=False)
+        got: asyncio.Queue = asyncio.Queue()
+        for event in ("connected", "authenticated", "auth_error", "notice"):
+            client.on(event, lambda data, *offset, event=event: got.put_nowait((event, data)))
+        clients.append(client)
+        await client.connect(server.url, auth={"token": token}, transports=["websocket"])
+        return client, got
+
+    async def next_event(got: asyncio.Queue) -> tuple:
+        return await asyncio.wait_for(got.get(), 10)
+
+    try:
+        leaving = [await signed_in() for _ in range(2)]
+        for _, got in leaving:
+            assert [(await next_event(got))[0] for _ in range(2)] == ["connected", "authenticated"]
+        ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
+        assert (await ws.recv()).startswith("0")
+        await ws.send("40{}")
+        pid = json.loads((await ws.recv())[2:])["pid"]
+        offset = json.loads((await ws.recv())[2:])[2]  # `connected`'s
+        await ws.close()
+
+        own_redis.stop()
+        for client, _ in leaving:
+            await client.disconnect()
+        arrived = [await signed_in() for _ in range(2)]  # the two slots the leavers gave back
+        for _, got in arrived:
+            events = [await next_event(got) for _ in range(2)]
+            assert [event for event, _ in events] == ["connected", "authenticated"], events
+            assert events[1][1]["userId"] == user
+        ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
+        assert (await ws.recv()).startswith("0")
+        await ws.send("40" + json.dumps({"pid": pid, "offset": offset}))
+        reply = json.loads((await asyncio.wait_for(ws.recv(), 10))[2:])
+        assert reply["pid"] != pid  # answered: not recovered, a socket of its own
+        await ws.close()
+
+        async with aiohttp.ClientSession() as http:
+            async def emit(n: int) -> None:
+                body = {"room": f"user:{user}", "event": "notice", "data": {"n": n}}
+                async with http.post(f"{server.url}/__test__/emit", json=body) as resp:
+                    assert resp.status == 200
+
+            await emit(0)  # waits in the server's queue for Redis
+            own_redis.start()
+            await emit(1)
+        for _, got in arrived:
+            assert [await next_event(got) for _ in range(2)] == [("notice", {"n": 0}), ("notice", {"n": 1})]
+    finally:
+        for client in clients:
+            await client.disconnect()
+        server.stop()
+
+
 async def test_a_node_started_while_redis_was_down_hears_forwarded_requests_once_it_is_back(own_redis, tmp_path):
     """A node's channel for requests forwarded by other nodes (forwarding.py) could not be
     subscribed while Redis was down, and channels_redis never tries again. Handshakes still
@@ -215,6 +285,31 @@ async def test_a_node_started_while_redis_was_down_hears_forwarded_requests_once
             assert client.pubsub_numsub(channel) == [(channel.encode(), 1)]
             client.close()
     finally:
+        server.stop()
+
+
+async def test_a_sign_in_a_node_started_before_redis_cannot_finish_is_tried_again_by_the_client(own_redis, tmp_path):
+    """A node up before Redis (a stack starting all at once): a signed-in socket cannot join
+    its user's room yet. The connection closes, so the client's own reconnection tries again,
+    and it is signed in once Redis is there. Before: the client stayed connected, never told
+    `authenticated` (nor anything else), and out of its user's room for good."""
+    env = {**E2E_ENV, "REDIS_URL": own_redis.url, "DATABASE_URL": fresh_sqlite(tmp_path)}
+    manage(env, "migrate", "--noinput")
+    user = "60718293-a4b5-4c6d-9e8f-90a1b2c3d4e5"
+    token = manage(env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    own_redis.stop()
+    server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-redis-late-sign-in.log")
+    client = socketio.AsyncClient(reconnection_delay=0.2, reconnection_delay_max=0.5)
+    authenticated = asyncio.Event()
+    client.on("authenticated", lambda data, *offset: authenticated.set())
+    try:
+        await client.connect(server.url, auth={"token": token}, transports=["websocket"])
+        await asyncio.sleep(1)
+        assert not authenticated.is_set()
+        own_redis.start()
+        await asyncio.wait_for(authenticated.wait(), 15)
+    finally:
+        await client.disconnect()
         server.stop()
 
 
