@@ -23,7 +23,7 @@ from django.conf import settings
 
 from .errors import RealtimeError
 from .event_queue import FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS, EventQueue
-from .fanout import MESSAGE_TYPE, RECHECK_TYPE
+from .fanout import MESSAGE_TYPE, RECHECK_NAMESPACE
 from .protocol import socketio as sio
 from .recovery import make_event_log
 from .rooms import room_to_group, validate_room
@@ -123,16 +123,7 @@ def recheck_room_sync(room: str, timeout: float | None = None) -> None:
     """Have every process with sockets in `room` ask the room-access policy about them again
     (from sync code: a model's signal, after commit). EmitFailed if the layer cannot be reached
     (within `timeout`)."""
-    room = validate_room(room)
-    message = {"type": RECHECK_TYPE, "room": room}
-
-    async def send_once() -> None:
-        await asyncio.wait_for(get_channel_layer().group_send(room_to_group(room), message), timeout)
-
-    try:
-        async_to_sync(send_once)()
-    except DELIVERY_ERRORS as exc:
-        raise EmitFailed(f"could not re-check {room}: {exc}") from exc
+    _emit_sync_once(RoomEvent((validate_room(room),), "recheck", None, RECHECK_NAMESPACE), timeout)
 
 
 def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = "/", retry_for: float = 0) -> None:

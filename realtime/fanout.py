@@ -5,8 +5,8 @@ the process joins a room's group when its first local socket joins and leaves it
 reads every room message once from its own channel, and writes the ready frame to each local
 socket in the room. A room of 5,000 sockets costs one layer message per process per emit.
 With Redis, what was published while the process's subscriber connection was down is read back
-from the event log once it subscribes again (`resubscribed`, gap_fill.py), and its sockets in
-private rooms are checked again (a lost `room.recheck`).
+from the event log once it subscribes again (`resubscribed`, gap_fill.py), room re-checks
+included: they are logged as room events are (RECHECK_NAMESPACE).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from channels.layers import get_channel_layer
 from .eager import result_or_future
 from .pubsub_layer import GroupMembership, watch_resubscribes
 from .recovery import offset_key
-from .rooms import is_public, room_to_group
+from .rooms import room_to_group
 
 if TYPE_CHECKING:
     from .server import Socket
@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 MESSAGE_TYPE = "room.emit"
 # Who may be in a room changed (realtime.permissions.room_access_changed): each process that has
-# sockets in it asks the policy about them again.
-RECHECK_TYPE = "room.recheck"
+# sockets in it asks the policy about them again. Sent as a room event of this namespace (no
+# Socket.IO namespace: they all start with "/"), so it is logged and ordered with the room's
+# events: a process that missed it reads it back with them, and no socket is ever sent it.
+RECHECK_NAMESPACE = "#recheck"
 # Offsets of the events delivered last, to drop a second copy: a multi-room event comes once per
 # room group, within milliseconds; after a re-subscribe, the log is read from a few seconds
 # before the last delivery (gap_fill.REWIND_SECONDS). 10,000 covers 2,000 events/s per process.
@@ -213,12 +215,10 @@ class Fanout:
                 live = {m.get("offset") for m in held}
                 # the rewind re-reads some delivered ones; the newest may also have come live
                 missed = [m for m in missed if m["offset"] not in self._seen and m["offset"] not in live]
-                # Before anything missed goes out: a re-check missed meanwhile is in no log.
-                await self._recheck_private_rooms()
                 if missed:
                     self.refilled += len(missed)
                     logger.warning("delivering %d room events published while the layer re-subscribed", len(missed))
-                self._deliver_batch(sorted(missed + held, key=_log_order))
+                await self._deliver_in_order(sorted(missed + held, key=_log_order))
                 again = self._fill_again
         finally:
             held, self._held = self._held, None
@@ -246,15 +246,26 @@ class Fanout:
             if self._held is not None:  # a gap is being read: these go out after it, in order
                 self._held.extend(batch)
             else:
-                self._deliver_batch(batch)
+                await self._deliver_in_order(batch)
 
-    def _deliver_batch(self, batch: list[dict]) -> None:
-        """Deliver runs of messages for the same rooms together (they reach the same sockets)."""
-        run_key, run = None, []
+    async def _deliver_in_order(self, messages: list[dict]) -> None:
+        """Deliver `messages` in order; each re-check among them is done before the events
+        after it go out: they may be a new owner's, not for the old one's socket. Bounded, as
+        the log read is: live messages wait meanwhile (an owner change is rare)."""
+        start = 0
+        for i, message in enumerate(messages):
+            if message.get("namespace") == RECHECK_NAMESPACE:
+                rechecks = self._deliver_batch(messages[start:i + 1])
+                if rechecks:
+                    await asyncio.wait(rechecks, timeout=FILL_TIMEOUT_S)
+                start = i + 1
+        self._deliver_batch(messages[start:])
+
+    def _deliver_batch(self, batch: list[dict]) -> list[asyncio.Task]:
+        """Deliver runs of messages for the same rooms together (they reach the same sockets);
+        the re-checks it started."""
+        run_key, run, rechecks = None, [], []
         for message in batch:
-            if message.get("type") == RECHECK_TYPE:
-                self._recheck(message.get("room"))
-                continue
             if message.get("type") != MESSAGE_TYPE:
                 logger.warning("fan-out channel got an unexpected %r message", message.get("type"))
                 continue
@@ -265,6 +276,9 @@ class Fanout:
                     if self._seen_before(offset):
                         continue  # once per room group, or live and read back from the log
                     self._last_offset = offset
+                if message["namespace"] == RECHECK_NAMESPACE:
+                    rechecks.extend(self._recheck(room) for room in rooms)
+                    continue
                 if "t" in message:
                     self.latency.record(time.time() - message["t"])
                 key = (message["namespace"], tuple(rooms))
@@ -279,30 +293,16 @@ class Fanout:
             run.append(event)
         if run:
             self._deliver_run(run_key, run)
+        return [task for task in rechecks if task is not None]
 
-    async def _recheck_private_rooms(self) -> None:
-        """A room re-check (an owner change) published while this process was not subscribed
-        reached no one here, and unlike room events it is not logged: ask the policy again about
-        every socket in a private room here, so an old owner's socket leaves before the events
-        missed meanwhile (perhaps the new owner's) are delivered. Bounded, as the log read is:
-        live messages wait meanwhile."""
-        if self.recheck is None:
-            return
-        rooms: dict[str, list[Socket]] = defaultdict(list)
-        for (_, room), members in self._members.items():
-            if not is_public(room):
-                rooms[room].extend(members)
-        try:
-            await asyncio.wait_for(asyncio.gather(*(self.recheck(room, sockets) for room, sockets in rooms.items())), FILL_TIMEOUT_S)
-        except Exception:
-            logger.exception("could not check the sockets in %d private rooms again after re-subscribing", len(rooms))
-
-    def _recheck(self, room) -> None:
+    def _recheck(self, room: str) -> asyncio.Task | None:
         sockets = [s for (_, r), members in self._members.items() if r == room for s in members]
-        if sockets and self.recheck is not None:
-            task = asyncio.ensure_future(self.recheck(room, sockets))
-            self._rechecks.add(task)  # held: the loop keeps only a weak reference to a task
-            task.add_done_callback(self._rechecks.discard)
+        if not sockets or self.recheck is None:
+            return None
+        task = asyncio.ensure_future(self.recheck(room, sockets))
+        self._rechecks.add(task)  # held: the loop keeps only a weak reference to a task
+        task.add_done_callback(self._rechecks.discard)
+        return task
 
     def _deliver_run(self, key: tuple[str, tuple[str, ...]], events: list) -> None:
         try:

@@ -267,7 +267,7 @@ class GalaxyNamespace(Namespace):
             await socket.leave(room)
 
     async def recheck_room(self, room: str, sockets: list[Socket]) -> None:
-        """Who may be in `room` changed (fanout.RECHECK_TYPE): each socket the policy now refuses leaves it."""
+        """Who may be in `room` changed (fanout.RECHECK_NAMESPACE): each socket the policy now refuses leaves it."""
         for socket in sockets:
             if socket.connected and room in socket.rooms:
                 try:

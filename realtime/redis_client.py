@@ -7,6 +7,8 @@ moment for a free connection instead of failing with "Too many connections".
 import asyncio
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 from .batching import Coalescer
@@ -22,7 +24,11 @@ POOL_WAIT_SECONDS = 10
 
 
 def redis_client(url: str) -> redis.Redis:
-    pool = redis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS)
+    # One retry on a fresh connection: after a blip every pooled connection is dead, and without
+    # it the first command on each fails although Redis is there (a pool's connections get no
+    # retry by default). A Redis that is away fails the retry as fast.
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS,
+                                                 retry=Retry(NoBackoff(), 1))
     return redis.Redis(connection_pool=pool)
 
 

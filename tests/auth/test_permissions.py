@@ -189,10 +189,12 @@ async def test_an_owner_change_made_while_its_process_cannot_reach_redis_is_rech
 
 
 async def test_an_owner_change_sent_while_a_node_is_not_subscribed_is_rechecked_when_it_subscribes_again(fleet, supabase):
-    """The node's own link to Redis is down when the change's `room.recheck` goes out: it reaches
-    no one there, and is in no log for the gap fill to read back. Once the node subscribes again,
-    its sockets in private rooms are asked about again; the old owner's leaves the room before
-    the events published meanwhile (the new owner's) are delivered."""
+    """The node's own link to Redis is down when the change's re-check goes out: it reaches no
+    one there. Once the node subscribes again, the gap fill reads it back from the log with the
+    events published meanwhile, in order: the old owner's socket gets the event from before the
+    change, then leaves the room, and the event after it (the new owner's) goes to no one there.
+    Before the re-check was logged, every private room was re-checked before any missed event
+    went out: the old owner lost the event that was still its own."""
     old, new = new_user(), new_user()
     rows = await asyncio.to_thread(wallets_and_automations, fleet["redis-1"], {"old": old})
     wallet, room = rows["old"]["wallet"], f"wallet:{rows['old']['wallet']}"
@@ -205,7 +207,6 @@ async def test_an_owner_change_sent_while_a_node_is_not_subscribed_is_rechecked_
 
     async def subscribed() -> bool:
         return (await asyncio.to_thread(watcher.pubsub_numsub, group_channel))[0][1] > 0
-
     client = None
     try:
         client = await signed_in_as(node, supabase, old)
@@ -216,10 +217,12 @@ async def test_an_owner_change_sent_while_a_node_is_not_subscribed_is_rechecked_
                 break
             await asyncio.sleep(0.1)
         assert not await subscribed()
+        await emit_from_server(fleet["redis-1"], room, "probe", {"for": "the old owner"})  # logged
         await asyncio.to_thread(create_rows, fleet["redis-1"], "from transactions.models import Wallet\n"
                                 f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
         await emit_from_server(fleet["redis-1"], room, "probe", {"for": "the new owner"})  # logged
         link.restore()
+        assert await client.next("probe", timeout=20) == {"for": "the old owner"}
         assert (await client.next("unsubscribed", timeout=20))["room"] == room
         await client.none("probe", within=1)  # the gap fill delivered it to no one here
         assert not await receives_room_emit(node, client, room, within=0.3)

@@ -210,6 +210,34 @@ async def test_what_was_published_while_unsubscribed_comes_in_log_order_once(lay
     assert fanout.refilled == 3
 
 
+async def test_a_recheck_missed_while_unsubscribed_is_read_back_in_order_for_its_room_only(layer, redis_log):
+    """Who may be in wallet:A changed while this process was not subscribed. The re-check is in
+    the log (emit.recheck_room_sync logs it as it does room events): the gap fill asks about
+    wallet:A's sockets only, after delivering the event from before the change and before the
+    one after it. Before: every private room's sockets were asked about (a database read each
+    after an outage), before any missed event, the old owner's own included."""
+    from realtime.fanout import RECHECK_NAMESPACE
+    from realtime.gap_fill import LogGapFill
+
+    asked: list[tuple[str, list]] = []
+
+    async def recheck(room: str, sockets: list[Socket]) -> None:
+        await asyncio.sleep(0.1)  # a database read: what follows the re-check waits for it
+        asked.append((room, delivered(a)))
+
+    fanout = Fanout(fill_gap=LogGapFill(redis_log), recheck=recheck)
+    a, b = polling_sockets(fanout, 2)
+    await a.join("wallet:A")
+    await b.join("wallet:B")
+    await redis_log.append("/", ("wallet:A",), "e", {"n": 1})
+    await redis_log.append(RECHECK_NAMESPACE, ("wallet:A",), "recheck", None)
+    await redis_log.append("/", ("wallet:A",), "e", {"n": 2})
+    fanout.resubscribed()
+    await wait_until(lambda: delivered(a) == [1, 2])
+    assert asked == [("wallet:A", [1])]  # done after event 1 went out, before event 2 did
+    assert delivered(b) == []
+
+
 async def test_a_log_read_that_hangs_does_not_hold_live_events_for_long(layer, monkeypatch):
     import realtime.fanout
     from realtime.emit import room_message
