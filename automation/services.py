@@ -9,25 +9,23 @@ so a change counts from the next update. The status event goes to `automation:{i
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import transaction
 
-from realtime.api import RealtimeError, emit_sync
+from realtime.api import RealtimeError, emit_in_background
 
 from .models import Automation
 from .serializers import AutomationSerializer
 from .validation import validate_action, validate_trigger
 
-logger = logging.getLogger(__name__)
-
 STATUS_EVENT = "automation:status"
 DELETED = "deleted"
-# A status event is retried this long when the channel layer is unreachable; past it the change
-# stands (it is committed) and is logged: get_status and the REST API still tell the truth.
-EMIT_RETRY_SECONDS = 2.0
+# A status event is retried this long, in the background, when the channel layer is unreachable
+# (a Redis restart or failover); past it the change stands (it is committed) and is logged:
+# get_status and the REST API still tell the truth.
+EMIT_RETRY_SECONDS = 60.0
 # Editing any of these changes what the condition means: the engine re-establishes it from the
 # next price update instead of comparing against a stale value (no firing on the edit itself).
 CONDITION_FIELDS = {"pair", "trigger_type", "trigger_params"}
@@ -49,13 +47,7 @@ def announce(automation: Automation, status: dict[str, Any] | None = None) -> No
     payload = status if status is not None else status_of(automation)
     rooms = rooms_of(automation)
 
-    def send() -> None:
-        try:
-            emit_sync(rooms, STATUS_EVENT, payload, retry_for=EMIT_RETRY_SECONDS)
-        except RealtimeError:  # EmitFailed, after the retries
-            logger.warning("automation:status of %s not emitted: the channel layer is unreachable", automation.pk)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: emit_in_background(rooms, STATUS_EVENT, payload, retry_for=EMIT_RETRY_SECONDS))
 
 
 def automation_create(*, wallet, name: str, pair: str, trigger_type: str, trigger_params: dict,

@@ -1,6 +1,7 @@
 """The small API domain apps use: handlers, errors, payload validation, emit, and the OpenAPI
 shapes of our errors for their REST views."""
 
+from .background_retry import emit_in_background
 from .consumers import EventConsumer, EventRequest, now_ms, validate
 from .emit import emit, emit_sync
 from .metrics import occupied_rooms, room_members
@@ -11,5 +12,5 @@ from .errors import AuthRequired, Forbidden, InvalidPayload, NotFound, RealtimeE
 
 __all__ = [
     "FIELD_ERRORS", "UNAUTHENTICATED", "AuthRequired", "DetailSerializer", "ErrorSerializer", "EventConsumer", "EventRequest", "Forbidden", "InvalidPayload", "NotFound",
-    "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_sync", "follow_room_owners", "occupied_rooms", "now_ms", "room_members", "validate",
+    "RealtimeError", "StrictCharField", "StrictRegexField", "emit", "emit_in_background", "emit_sync", "follow_room_owners", "occupied_rooms", "now_ms", "room_members", "validate",
 ]

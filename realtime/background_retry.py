@@ -1,9 +1,12 @@
 """Sync sends retried in a background thread, so the thread that asked for one waits a moment at most.
 
-An owner change's room re-check (permissions.room_access_changed) runs after the commit, in the
-request or task that saved the row: it must not be lost to a passing Redis outage, nor hold an
-admin's save for as long as the outage lasts. So it runs in a thread of its own, with emit_sync's
-backoff and deadline (emit.call_with_retries); the caller waits for it only briefly.
+An owner change's room re-check (permissions.room_access_changed), or an automation's status
+event, is sent after the commit, in the request or task that saved the row: it must not be lost
+to a passing Redis outage, nor hold an admin's save or a REST call for as long as the outage
+lasts. So it runs in a thread of its own, with emit_sync's backoff and deadline
+(emit.call_with_retries); the caller waits for it only briefly. A process's sends go out in the
+order they were asked for: each starts once the one before it is done (sent or given up on), so
+two status events of one automation never arrive swapped.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import threading
 from typing import Callable
 
-from .emit import EmitFailed, call_with_retries
+from .emit import EmitFailed, RoomEvent, _emit_sync_once, _rooms, call_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -23,21 +26,36 @@ logger = logging.getLogger(__name__)
 CALLER_WAIT_SECONDS = 1.0
 
 _pending: set[threading.Thread] = set()
+_last: threading.Thread | None = None  # the send asked for last: the next one waits for it
+_order = threading.Lock()
 
 
 def retry_in_background(attempt: Callable[[float | None], None], *, retry_for: float, what: str, gave_up: str) -> threading.Thread:
-    """Run `attempt(timeout)` in a new thread until it does not raise EmitFailed, for up to
-    `retry_for` seconds (then log `what` and `gave_up`, the consequence, at ERROR); return once
-    it is done or after CALLER_WAIT_SECONDS, whichever is first."""
-    thread = threading.Thread(target=_retry, args=(attempt, retry_for, what, gave_up), name=f"retry {what}", daemon=True)
-    _pending.add(thread)
+    """Run `attempt(timeout)` in a new thread, after the sends asked for before it, until it does
+    not raise EmitFailed, for up to `retry_for` seconds (then log `what` and `gave_up`, the
+    consequence, at ERROR); return once it is done or after CALLER_WAIT_SECONDS, whichever is first."""
+    global _last
+    with _order:
+        thread = threading.Thread(target=_retry, args=(_last, attempt, retry_for, what, gave_up), name=f"retry {what}", daemon=True)
+        _last = thread
+        _pending.add(thread)
     thread.start()
     thread.join(CALLER_WAIT_SECONDS)
     return thread
 
 
-def _retry(attempt: Callable[[float | None], None], retry_for: float, what: str, gave_up: str) -> None:
+def emit_in_background(room: str | list[str], event: str, data, *, retry_for: float) -> threading.Thread:
+    """emit_sync, retried in the background (above) for up to `retry_for` seconds. Each retry
+    sends it under the offset its first try logged, as emit_sync's do."""
+    item = RoomEvent(_rooms(room), event, data, "/")
+    return retry_in_background(lambda timeout: _emit_sync_once(item, timeout), retry_for=retry_for,
+                               what=f"emit of {event} to {', '.join(item.rooms)}", gave_up="it is not sent")
+
+
+def _retry(before: threading.Thread | None, attempt: Callable[[float | None], None], retry_for: float, what: str, gave_up: str) -> None:
     try:
+        if before is not None:
+            before.join()
         call_with_retries(attempt, retry_for, what)
     except EmitFailed as exc:
         logger.error("%s failed for %.0f s, given up: %s (%s)", what, retry_for, gave_up, exc)

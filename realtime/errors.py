@@ -55,6 +55,12 @@ class NotFound(RealtimeError):
     default_message = "Not found"
 
 
+class ServiceUnavailable(RealtimeError):
+    """The database or Redis is unreachable (a restart, a failover): REST's 503, for sockets."""
+    code = "service_unavailable"
+    default_message = "a store this needs is unavailable: try again shortly"
+
+
 class RateLimited(RealtimeError):
     code = "rate_limited"
     default_message = "Too many requests"

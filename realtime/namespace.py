@@ -12,11 +12,13 @@ import logging
 import time
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
+
 from . import metrics
 from .auth import AuthFailed, Principal, TokenVerifier, bearer_token
 from .consumers import EventRequest, now_ms, validate
 from .emit import encode_event
-from .errors import RateLimited, RealtimeError, ack_error, error_event
+from .errors import RateLimited, RealtimeError, ServiceUnavailable, ack_error, error_event
 from .permissions import check_room_access, is_private
 from .redis_client import REDIS_AWAY
 from .router import EventRouter
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 FLOOD_DISCONNECT_AFTER = 20
 # The seed's heartbeat event is exempt from rate limits: a client must never be punished for it.
 UNLIMITED_EVENTS = frozenset({"ping"})
+# What a handler raises while the database or Redis cannot be reached: worth trying again.
+STORE_AWAY = (OperationalError, InterfaceError, *REDIS_AWAY)
 
 
 class GalaxyNamespace(Namespace):
@@ -136,6 +140,9 @@ class GalaxyNamespace(Namespace):
             await self.refuse_rate_limited(socket, event, ack, exc)
         except RealtimeError as exc:
             await self.reply_error(socket, event, ack, exc)
+        except STORE_AWAY as exc:
+            logger.warning("handler for %r on socket %s: a store is away: %r", event[:100], socket.sid, exc)
+            await self.reply_error(socket, event, ack, ServiceUnavailable())
         except Exception:
             logger.exception("handler for %r failed on socket %s", event[:100], socket.sid)
             await self.reply_error(socket, event, ack, RealtimeError())

@@ -7,6 +7,7 @@ functions named in settings.REALTIME_ROOM_OWNERS; the `admin` permission opens e
 
 from __future__ import annotations
 
+import logging
 import secrets
 from functools import cache
 from typing import Callable
@@ -21,6 +22,7 @@ from django.utils.module_loading import import_string
 from .background_retry import retry_in_background
 from .emit import DELIVERY_ERRORS, EmitFailed, recheck_room_sync
 from .errors import AuthRequired, Forbidden
+from .redis_client import REDIS_AWAY
 from .rooms import is_public
 
 # Ownership changes rarely and is invalidated on change (forget_room_owner); 30 s bounds how
@@ -34,6 +36,7 @@ GENERATION_SECONDS = 3600
 # this long: background_retry), so not minutes.
 RECHECK_RETRY_SECONDS = 60.0
 _NO_OWNER = ""
+logger = logging.getLogger(__name__)
 
 
 def is_private(room: str) -> bool:
@@ -56,7 +59,17 @@ async def check_room_access(user, room: str) -> None:
 
 
 async def room_owner(kind: str, ident: str) -> str | None:
-    """The owner of `kind:ident` (None if none), cached for OWNER_CACHE_SECONDS.
+    """The owner of `kind:ident` (None if none), cached for OWNER_CACHE_SECONDS; read from the
+    database alone while the cache (Redis) is away, rather than refusing every private room."""
+    try:
+        return await _cached_room_owner(kind, ident)
+    except REDIS_AWAY as exc:
+        logger.warning("owner of %s:%s read from the database: the cache is away: %s", kind, ident, exc)
+        return await database_sync_to_async(_owner_lookup(kind))(ident) or None
+
+
+async def _cached_room_owner(kind: str, ident: str) -> str | None:
+    """room_owner through the cache.
 
     A lookup that read the old owner just before an owner change committed may write it to the
     cache after forget_room_owner ran; left as is, the old owner would be let in again for 30 s.
@@ -83,11 +96,11 @@ def forget_room_owner(kind: str, ident: str) -> None:
     django_cache.set(_cache_keys(kind, ident)[0], secrets.token_hex(8), GENERATION_SECONDS)
 
 
-def room_access_changed(kind: str, ident: str) -> None:
+def room_access_changed(kind: str, ident: str, *, recheck: bool = True) -> None:
     """Who may be in `kind:ident` changed (its owner, or it is gone): forget the cached owner,
-    and every process asks the policy again about its sockets in the room (those refused leave
-    it, told `unsubscribed`). Both go to Redis, so both are retried in the background through
-    an outage (RECHECK_RETRY_SECONDS); the caller waits a second at most."""
+    and (`recheck`) every process asks the policy again about its sockets in the room (those
+    refused leave it, told `unsubscribed`). Both go to Redis, so both are retried in the
+    background through an outage (RECHECK_RETRY_SECONDS); the caller waits a second at most."""
     room = f"{kind}:{ident}"
 
     def forget_and_recheck(timeout: float | None) -> None:
@@ -95,10 +108,11 @@ def room_access_changed(kind: str, ident: str) -> None:
             forget_room_owner(kind, ident)
         except DELIVERY_ERRORS as exc:
             raise EmitFailed(f"could not forget the owner of {room}: {exc}") from exc
-        recheck_room_sync(room, timeout)
+        if recheck:
+            recheck_room_sync(room, timeout)
 
     retry_in_background(forget_and_recheck, retry_for=RECHECK_RETRY_SECONDS, what=f"re-check of {room} after its owner changed",
-                        gave_up="its sockets stay in it until they leave")
+                        gave_up="its sockets stay in it until they leave" if recheck else "its cached owner lasts its 30 s")
 
 
 def follow_room_owners(model, kind: str) -> None:
@@ -110,10 +124,16 @@ def follow_room_owners(model, kind: str) -> None:
         if not instance._state.adding and (update_fields is None or "owner_id" in update_fields):
             instance._owner_before = sender.objects.filter(pk=instance.pk).values_list("owner_id", flat=True).first()
 
-    def saved(sender, instance, **kwargs) -> None:
+    def saved(sender, instance, created=False, update_fields=None, **kwargs) -> None:
+        if created or (update_fields is not None and "owner_id" not in update_fields):
+            # A new row's id is new: no owner of its room is cached. A save of other fields (the
+            # engine's, a status change) leaves the owner as it was. Nothing to forget.
+            return
         moved = instance.__dict__.pop("_owner_before", instance.owner_id) != instance.owner_id
-        change, ident = (room_access_changed if moved else forget_room_owner), str(instance.pk)
-        transaction.on_commit(lambda: change(kind, ident))
+        ident = str(instance.pk)
+        # In the background too when only forgetting: raising from an after-commit hook would
+        # fail the request whose change is committed (and skip the hooks after it: its events).
+        transaction.on_commit(lambda: room_access_changed(kind, ident, recheck=moved))
 
     def deleted(sender, instance, **kwargs) -> None:
         ident = str(instance.pk)

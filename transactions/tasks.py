@@ -24,6 +24,10 @@ from .horizon import HorizonUnavailable
 
 logger = logging.getLogger(__name__)
 
+# How long a view's request waits for its event's emit through a Redis fault (announce_now_sync).
+VIEW_EMIT_RETRY_SECONDS = 1.0
+
+
 def emit_retry_seconds() -> float:
     """How long a task keeps retrying an emit through a channel-layer (Redis) fault before it
     gives the claim back: within a third of the claim's lease, so no other worker claims the
@@ -31,11 +35,11 @@ def emit_retry_seconds() -> float:
     return min(30.0, settings.TRANSACTION_ANNOUNCE_LEASE_SECONDS / 3)
 
 
-def _announce_sync(claims) -> list[str]:
+def _announce_sync(claims, retry_for: float | None = None) -> list[str]:
     sent = []
     for claim, (rooms, event, data) in claims:
         try:
-            emit_sync(rooms, event, data, retry_for=emit_retry_seconds())
+            emit_sync(rooms, event, data, retry_for=emit_retry_seconds() if retry_for is None else retry_for)
         except Exception:
             services.announcement_release(claim)
             logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
@@ -51,8 +55,9 @@ def announce_owed_sync() -> list[str]:
 
 
 def announce_now_sync(tracked) -> None:
-    """A view's change, emitted at once (the next pass would, a poll interval later)."""
-    _announce_sync(services.tracked_announce_now(tracked))
+    """A view's change, emitted at once (the next pass would, a poll interval later). Through a
+    Redis fault it is tried for a second only: the request answers, and the next pass sends it."""
+    _announce_sync(services.tracked_announce_now(tracked), retry_for=VIEW_EMIT_RETRY_SECONDS)
 
 
 @shared_task(name="transactions.watch_tick", ignore_result=True)

@@ -13,6 +13,7 @@ import pytest
 from stellar_sdk import Asset, Keypair, Network, TransactionBuilder
 from stellar_sdk.account import Account
 
+from tests.redisproc import RedisProcess
 from tests.servers import fresh_postgres, fresh_sqlite, manage, start_daphne
 from tests.tcpproxy import TcpProxy
 from tests.transactions.conftest import ARTIFACTS, DEADLINE_SECONDS, SERVER_ENV, a_429_pauses_the_watcher, make_wallets, signed_in, token
@@ -221,6 +222,36 @@ async def test_rest_answers_json_when_the_database_is_down_or_broken(horizon, tm
         await proxy.stop()
         drop()
         drop_unmigrated()
+
+
+async def test_a_hash_registered_while_redis_is_away_is_answered_at_once_and_announced_once_it_is_back(horizon, tmp_path):
+    """The view's `transaction:pending` cannot be sent: the request answers after a short try
+    (its claim given back), and the watcher's next pass sends it once Redis is back. Before: each
+    request was held 30 s retrying the emit (a database connection and a thread held each)."""
+    redis = RedisProcess(tmp_path).start()
+    env = {**SERVER_ENV, "STELLAR_HORIZON_URL": horizon.url, "DATABASE_URL": fresh_sqlite(tmp_path),
+           "REDIS_URL": redis.url, "TRANSACTIONS_IN_PROCESS": "true", "TRANSACTION_DEADLINE_SECONDS": "600"}
+    await asyncio.to_thread(manage, env, "migrate", "--noinput")
+    user = str(uuid.uuid4())
+    wallet = (await asyncio.to_thread(make_wallets, env, {"w": user}))["w"]
+    server = await asyncio.to_thread(start_daphne, "galaxy.asgi:application", env, ARTIFACTS / f"transactions-redis-away-{os.getpid()}.log")
+    client = None
+    try:
+        client = await signed_in(server, user)
+        redis.stop()
+        tx_hash = new_hash()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async with session.post(f"{server.url}/api/transactions/", json={"walletId": wallet["id"], "hash": tx_hash},
+                                    headers={"Authorization": f"Bearer {token(user)}"}) as response:
+                assert response.status == 201, await response.text()
+        redis.start()
+        assert (await client.next("transaction:pending", timeout=30))["hash"] == tx_hash
+        await client.none("transaction:pending", 1)  # once
+    finally:
+        if client is not None:
+            await client.close()
+        server.stop()
+        redis.stop()
 
 
 async def test_history_merges_horizon_newest_first_and_limits(server, horizon, wallets):
