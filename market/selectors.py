@@ -7,10 +7,11 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.module_loading import import_string
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 from realtime.api import occupied_rooms, room_members
 
-from .errors import PairNotFound, PairUnavailable
+from .errors import MarketDataUnavailable, PairNotFound, PairUnavailable
 from .models import MarketPair
 
 # Each poll of a pair costs three Horizon requests: /order_book, /trades, /trade_aggregations.
@@ -43,6 +44,8 @@ BEAT_KEY = "market:feed:beat"
 # beat is not running: a worker restart takes seconds, not half a minute.
 BEAT_STALE_TICKS = 10
 RATELIMIT_KEY = "market:feed:ratelimit"
+# What the cache raises while Redis (with REDIS_URL) is away, once redis-py's retries are spent.
+REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
 
 
 def _check(pair: MarketPair | None, name: str) -> MarketPair:
@@ -97,7 +100,12 @@ def snapshot(name: str) -> dict | None:
 
 
 async def asnapshot(name: str) -> dict | None:
-    return await cache.aget(snapshot_key(name))
+    """The stored snapshot, None before the first poll; MarketDataUnavailable while the cache
+    cannot be read (a snapshot nobody can read is not available: no poll could store one either)."""
+    try:
+        return await cache.aget(snapshot_key(name))
+    except REDIS_AWAY as exc:
+        raise MarketDataUnavailable(f"market data for {name} is not available right now; try again shortly") from exc
 
 
 def public_snapshot(stored: dict) -> dict:
