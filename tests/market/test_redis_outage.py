@@ -3,6 +3,7 @@ away: a daphne server on a Redis of the test's own, stopped on purpose, and a re
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from tests.market.conftest import database_url
@@ -58,3 +59,13 @@ async def test_market_events_answer_without_the_cache_as_without_a_snapshot(serv
     assert ack["ok"] is False and ack["error"]["code"] == "market_data_unavailable"
     assert [name for name, _ in inbox.events if name != "connected"] == ["subscribed", "subscribed"]  # no `error`
 
+
+async def test_the_feed_endpoint_says_the_cache_is_away(server, redis_away):
+    """The feed's spend, pauses and per-pair state live in Redis: without it, a 503 the client
+    can act on, as while the database is away, not a 500."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.url}/api/market/feed") as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "5"
+            body = await response.json()
+    assert body["code"] == "service_unavailable" and "Redis" in body["message"]
