@@ -8,9 +8,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils.module_loading import import_string
 
-from realtime.api import occupied_rooms, room_members
+from realtime.api import REDIS_AWAY, occupied_rooms, room_members
 
-from .errors import PairNotFound, PairUnavailable
+from .errors import MarketDataUnavailable, PairNotFound, PairUnavailable
 from .models import MarketPair
 
 # Each poll of a pair costs three Horizon requests: /order_book, /trades, /trade_aggregations.
@@ -97,7 +97,12 @@ def snapshot(name: str) -> dict | None:
 
 
 async def asnapshot(name: str) -> dict | None:
-    return await cache.aget(snapshot_key(name))
+    """The stored snapshot, None before the first poll; MarketDataUnavailable while the cache
+    cannot be read (a snapshot nobody can read is not available: no poll could store one either)."""
+    try:
+        return await cache.aget(snapshot_key(name))
+    except REDIS_AWAY as exc:
+        raise MarketDataUnavailable(f"market data for {name} is not available right now; try again shortly") from exc
 
 
 def public_snapshot(stored: dict) -> dict:
