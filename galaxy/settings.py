@@ -286,6 +286,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": _handlers or {"null": {"class": "logging.NullHandler"}},
     "root": {"handlers": list(_handlers) or ["null"], "level": LOG_LEVEL},
+    "filters": {"redis_away": {"()": "realtime.redis_client.RedisAwayOneLine"}},
+    "loggers": {"channels_redis.pubsub": {"filters": ["redis_away"]}},
 }
 
 # -- market feed -------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ moment for a free connection instead of failing with "Too many connections".
 """
 
 import asyncio
+import logging
+import time
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -21,6 +23,30 @@ REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
 POOL_SIZE = 50
 # How long a caller may wait for a connection from the pool before failing.
 POOL_WAIT_SECONDS = 10
+
+
+class RedisAwayOneLine(logging.Filter):
+    """channels_redis' subscriber logs a full traceback every second while Redis is away ("Unexpected
+    exception in receive task"): 30 of them for a 30 s restart, burying what else went wrong. Such a
+    record becomes one line, at most every QUIET_SECONDS; any other exception is left as it is."""
+
+    QUIET_SECONDS = 10.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, REDIS_AWAY):
+            return True
+        now = time.monotonic()
+        if now - self._last < self.QUIET_SECONDS:
+            return False
+        self._last = now
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args, record.exc_info, record.exc_text = "Redis is away, reconnecting: %s", (exc,), None, None
+        return True
 
 
 def redis_client(url: str) -> redis.Redis:
