@@ -6,7 +6,8 @@ to a passing Redis outage, nor hold an admin's save or a REST call for as long a
 lasts. So it runs in a thread of its own, with emit_sync's backoff and deadline
 (emit.call_with_retries); the caller waits for it only briefly. A process's sends go out in the
 order they were asked for: each starts once the one before it is done (sent or given up on), so
-two status events of one automation never arrive swapped.
+two status events of one automation sent by one process never arrive swapped. Each gives up
+`retry_for` after it was asked for, however long it waited for those before it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures.thread  # noqa: F401  (registers its exit hook before ours: see below)
 import logging
 import threading
+import time
 from typing import Callable
 
 from .emit import EmitFailed, RoomEvent, _emit_sync_once, _rooms, call_with_retries
@@ -36,7 +38,8 @@ def retry_in_background(attempt: Callable[[float | None], None], *, retry_for: f
     consequence, at ERROR); return once it is done or after CALLER_WAIT_SECONDS, whichever is first."""
     global _last
     with _order:
-        thread = threading.Thread(target=_retry, args=(_last, attempt, retry_for, what, gave_up), name=f"retry {what}", daemon=True)
+        deadline = time.monotonic() + retry_for
+        thread = threading.Thread(target=_retry, args=(_last, attempt, deadline, retry_for, what, gave_up), name=f"retry {what}", daemon=True)
         _last = thread
         _pending.add(thread)
     thread.start()
@@ -52,11 +55,13 @@ def emit_in_background(room: str | list[str], event: str, data, *, retry_for: fl
                                what=f"emit of {event} to {', '.join(item.rooms)}", gave_up="it is not sent")
 
 
-def _retry(before: threading.Thread | None, attempt: Callable[[float | None], None], retry_for: float, what: str, gave_up: str) -> None:
+def _retry(before: threading.Thread | None, attempt: Callable[[float | None], None], deadline: float, retry_for: float,
+           what: str, gave_up: str) -> None:
     try:
         if before is not None:
             before.join()
-        call_with_retries(attempt, retry_for, what)
+        # Past its deadline after waiting its turn: one try (of MIN_TRY_SECONDS), no retries.
+        call_with_retries(attempt, max(0.001, deadline - time.monotonic()), what)
     except EmitFailed as exc:
         logger.error("%s failed for %.0f s, given up: %s (%s)", what, retry_for, gave_up, exc)
     except Exception:  # not a layer fault: nothing a retry would mend

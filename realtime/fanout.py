@@ -246,12 +246,14 @@ class Fanout:
             if self._held is not None:  # a gap is being read: these go out after it, in order
                 self._held.extend(batch)
             else:
-                await self._deliver_in_order(batch)
+                self._deliver_batch(batch)
 
     async def _deliver_in_order(self, messages: list[dict]) -> None:
-        """Deliver `messages` in order; each re-check among them is done before the events
-        after it go out: they may be a new owner's, not for the old one's socket. Bounded, as
-        the log read is: live messages wait meanwhile (an owner change is rare)."""
+        """Deliver a gap's `messages` in order; each re-check among them is done before the
+        events after it go out: they may be a new owner's, not for the old one's socket. Bounded,
+        as the log read is; live messages are held meanwhile, as for the read. Live, a re-check
+        runs as it arrives and holds nothing (any user can make one, deleting an automation it
+        watches: it must not stall every room of the process)."""
         start = 0
         for i, message in enumerate(messages):
             if message.get("namespace") == RECHECK_NAMESPACE:

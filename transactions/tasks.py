@@ -4,7 +4,8 @@ Each pass asks Horizon about every pending transaction (settled, failed, or time
 follows every active wallet's account history from its stored cursor; then the events the
 database says are owed go out, once each, to `wallet:{id}` and `user:{owner}` together.
 Retries live here: a Horizon failure waits for the next pass (one TRANSACTION_POLL_INTERVAL),
-an emit through a Redis fault is retried for EMIT_RETRY_SECONDS and otherwise given back.
+an emit through a Redis fault is retried for emit_retry_seconds() (a view's for VIEW_EMIT_RETRY_SECONDS) and
+otherwise given back.
 """
 
 from __future__ import annotations
