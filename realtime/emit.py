@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import redis.exceptions
@@ -48,6 +49,8 @@ class RoomEvent:
     data: Any
     namespace: str = "/"
     offset: str | None = None  # set once the event is in the recovery log; retries keep it
+    # Its append's id: a retry of an append whose answer was lost gets the first one's offset.
+    event_id: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
 def encode_event(event: str, data: Any, namespace: str = "/", offset: str | None = None) -> list[str | bytes]:
@@ -88,7 +91,7 @@ class Emitter:
 
     async def deliver(self, item: RoomEvent) -> None:
         if item.offset is None:
-            item.offset = await self.log.append(item.namespace, item.rooms, item.event, item.data)
+            item.offset = await self.log.append(item.namespace, item.rooms, item.event, item.data, item.event_id)
         message = room_message(item.namespace, item.rooms, item.event, item.data, item.offset)
         message["t"] = time.time()  # for the fan-out's layer latency in /metrics
         layer = get_channel_layer()

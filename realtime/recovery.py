@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import json
 import logging
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -31,6 +32,20 @@ logger = logging.getLogger(__name__)
 # Events kept for replay. At 20 updates/s on 50 rooms, 100,000 entries cover the default
 # two-minute window a hundred times over; a replay scans at most this many entries.
 LOG_MAX_ENTRIES = 100_000
+# How long an append remembers that it was done, so a retry of it (its answer lost with the
+# connection, the command done) gets the same offset instead of logging the event twice: longer
+# than the retries of an emit (a Celery task's, five minutes).
+APPENDED_MS = 10 * 60 * 1000
+# An event's append, once: its id (a retry's) -> the offset it was given, else XADD and trim (as
+# in RedisEventLog.append's docstring) and remember the offset for APPENDED_MS.
+_APPEND_ONCE = """
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+local offset = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'm', ARGV[1])
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[3])
+redis.call('SET', KEYS[2], offset, 'PX', ARGV[4])
+return offset
+"""
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,7 @@ class MemoryEventLog:
         self._counter = itertools.count(1)
         self._dropped_through = 0  # the newest offset no longer in the log
 
-    async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any) -> str:
+    async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any, event_id: str = "") -> str:
         now = time.monotonic()
         horizon = now - self.max_age_ms / 1000
         while self._entries and (len(self._entries) == self._entries.maxlen or self._logged_at[0] < horizon):
@@ -114,15 +129,16 @@ class RedisEventLog:
         self.max_age_ms = max_age_ms
         self.max_entries = max_entries
         self._head_read: asyncio.Future | None = None
+        self._append_once = self.client.register_script(_APPEND_ONCE)
 
-    async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any) -> str:
+    async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any, event_id: str = "") -> str:
+        """The event's offset. Appending again under the same `event_id` (a retry whose first
+        try's answer was lost) gives the same offset and logs nothing (_APPEND_ONCE)."""
         blob = msgpack.packb([namespace, list(rooms), event, data], use_bin_type=True)
         oldest_kept = f"{int(time.time() * 1000) - self.max_age_ms}-0"
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xadd(self.key, {"m": blob}, minid=oldest_kept, approximate=True)
-        pipe.xtrim(self.key, maxlen=self.max_entries, approximate=True)
-        entry_id, _ = await pipe.execute()
-        return entry_id.decode()
+        done_key = f"{self.key}:appended:{event_id or secrets.token_hex(8)}"
+        offset = await self._append_once(keys=[self.key, done_key], args=[blob, oldest_kept, self.max_entries, APPENDED_MS])
+        return offset.decode()
 
     async def head(self) -> str:
         entries = await self.client.xrevrange(self.key, count=1)

@@ -15,6 +15,7 @@ class TcpProxy:
         self.refusing = False
         self.delay = 0.0  # seconds each chunk waits before it is passed on (a slow network)
         self._cut_on: tuple[bytes, int] | None = None  # (what, how many more) until a connection drops
+        self._lose_reply_to: bytes | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -40,6 +41,11 @@ class TcpProxy:
         it arrives (Redis going away at that instant); other connections carry on."""
         self._cut_on = (what, nth)
 
+    def lose_reply_to(self, what: bytes) -> None:
+        """The next connection that sends `what` has it done by the target and never hears back:
+        it drops when the answer comes (the network gone between a command and its reply)."""
+        self._lose_reply_to = what
+
     def restore(self) -> None:
         self.refusing = False
 
@@ -62,12 +68,19 @@ class TcpProxy:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
         pair = (writer, up_writer)
         self._pairs.add(pair)
-        await asyncio.gather(self._pipe(reader, up_writer, upstream=True), self._pipe(up_reader, writer), return_exceptions=True)
+        muted: list[bool] = [False]  # this connection's next answer is lost (lose_reply_to)
+        await asyncio.gather(self._pipe(reader, up_writer, upstream=True, muted=muted), self._pipe(up_reader, writer, muted=muted),
+                             return_exceptions=True)
         self._pairs.discard(pair)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False,
+                    muted: list[bool] | None = None) -> None:
         try:
             while data := await reader.read(65536):
+                if upstream and self._lose_reply_to is not None and self._lose_reply_to in data:
+                    self._lose_reply_to, muted[0] = None, True
+                elif not upstream and muted and muted[0]:
+                    return  # the answer: not passed on; the finally drops the client's connection
                 if upstream and self._cut_on is not None and self._cut_on[0] in data:
                     what, nth = self._cut_on
                     self._cut_on = (what, nth - data.count(what)) if nth > data.count(what) else None

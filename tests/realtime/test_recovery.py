@@ -169,3 +169,33 @@ async def test_connects_in_a_burst_share_one_read_of_the_redis_log_head():
     finally:
         await log.client.delete(log.key)
         await log.client.aclose()
+
+
+async def test_an_append_whose_answer_is_lost_is_logged_once():
+    """Redis logs the event, then the connection drops before its answer arrives. The client's
+    retry, and an emitter's retry of the same event, get the offset it was given: the event is
+    in the log once (twice, recovery would replay it twice and a gap fill deliver it twice)."""
+    import os
+
+    import redis.asyncio
+
+    from realtime.recovery import RedisEventLog
+    from tests.servers import REDIS_URL
+    from tests.tcpproxy import TcpProxy
+
+    prefix = f"test-append-once-{os.getpid()}"
+    direct = redis.asyncio.Redis.from_url(REDIS_URL)
+    proxy = await TcpProxy(int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])).start()
+    log = RedisEventLog(f"redis://127.0.0.1:{proxy.port}/0", prefix, max_age_ms=60_000)
+    try:
+        await log.append("/", ("market:A_B",), "e", {"n": 0}, "first")  # the script is loaded
+        proxy.lose_reply_to(b"EVALSHA")
+        offset = await log.append("/", ("market:A_B",), "e", {"n": 1}, "second")
+        assert await log.append("/", ("market:A_B",), "e", {"n": 1}, "second") == offset  # the emitter's retry
+        entries = await direct.xrange(log.key)
+        assert [entry_id.decode() for entry_id, _ in entries][1:] == [offset]
+    finally:
+        await log.client.aclose()
+        await proxy.stop()
+        await direct.delete(log.key, *[key async for key in direct.scan_iter(match=f"{log.key}:appended:*")])
+        await direct.aclose()
