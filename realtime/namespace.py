@@ -34,6 +34,10 @@ FLOOD_DISCONNECT_AFTER = 20
 UNLIMITED_EVENTS = frozenset({"ping"})
 # What a handler raises while the database or Redis cannot be reached: worth trying again.
 STORE_AWAY = (OperationalError, InterfaceError, *REDIS_AWAY)
+# A room re-check that could not ask the policy (a store away) tries again this often, this long
+# (as an owner change's own sends are retried: permissions.RECHECK_RETRY_SECONDS).
+RECHECK_RETRY_SECONDS = 2.0
+RECHECK_GIVE_UP_SECONDS = 60.0
 
 
 class GalaxyNamespace(Namespace):
@@ -274,13 +278,29 @@ class GalaxyNamespace(Namespace):
             await socket.leave(room)
 
     async def recheck_room(self, room: str, sockets: list[Socket]) -> None:
-        """Who may be in `room` changed (fanout.RECHECK_NAMESPACE): each socket the policy now refuses leaves it."""
-        for socket in sockets:
-            if socket.connected and room in socket.rooms:
-                try:
-                    await self._leave_if_refused(socket, room, socket.data.get("user"))
-                except Exception:  # the owner lookup failed (the database away): the others still
-                    logger.exception("could not check socket %s in %s again", socket.sid, room)
+        """Who may be in `room` changed (fanout.RECHECK_NAMESPACE): each socket the policy now
+        refuses leaves it. One whose check needs a store that is away is checked again every
+        RECHECK_RETRY_SECONDS until RECHECK_GIVE_UP_SECONDS: the re-check comes once, and an old
+        owner's socket must not keep the room because the database blinked then."""
+        deadline = time.monotonic() + RECHECK_GIVE_UP_SECONDS
+        while True:
+            unchecked = []
+            for socket in sockets:
+                if socket.connected and room in socket.rooms:
+                    try:
+                        await self._leave_if_refused(socket, room, socket.data.get("user"))
+                    except STORE_AWAY:
+                        unchecked.append(socket)
+                    except Exception:
+                        logger.exception("could not check socket %s in %s again", socket.sid, room)
+            if not unchecked:
+                return
+            if time.monotonic() >= deadline:
+                logger.error("gave up checking %d sockets in %s again: a store stayed away; they stay in it", len(unchecked), room)
+                return
+            logger.warning("checking %d sockets in %s again in %.0f s: a store is away", len(unchecked), room, RECHECK_RETRY_SECONDS)
+            await asyncio.sleep(RECHECK_RETRY_SECONDS)
+            sockets = unchecked
 
     async def _leave_rooms_refused(self, socket: Socket, principal: Principal | None) -> None:
         """Leave the private rooms the policy no longer lets `principal` into."""
