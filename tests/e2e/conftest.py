@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import sys
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -14,6 +17,7 @@ import socketio
 
 from tests.horizon.server import HorizonThread
 from tests.servers import BASE_ENV, REDIS_URL, ROOT, fresh_postgres, fresh_sqlite, manage, start_daphne, start_uvicorn
+from tests.tcpproxy import TcpProxy
 
 ARTIFACTS = ROOT / "artifacts"
 # Short heartbeats so the seed's `ping` and the CONNECT deadline are observable in a test; a
@@ -72,6 +76,29 @@ def server(request, tmp_path_factory, horizon):
 async def http():
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@asynccontextmanager
+async def database_behind_a_proxy(log: str, owner: str, wallet: str, **env_extra: str):
+    """The product's server (daphne, Redis, PostgreSQL) whose database is reached through a proxy
+    the test can cut, `wallet` owned by `owner` in it: (server, proxy, owner's token, env; env's
+    DATABASE_URL is the database itself, for processes that must reach it meanwhile)."""
+    database, drop = fresh_postgres()
+    database_path = await TcpProxy(urlsplit(database).port).start()
+    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "DATABASE_URL": database,
+           "CACHE_KEY_PREFIX": f"db-proxy-{secrets.token_hex(4)}", **env_extra}  # owners cached of this run only
+    manage(env, "migrate", "--noinput")
+    manage(env, "shell", "-c", "from stellar_sdk import Keypair; from transactions.models import Wallet; "
+           f"Wallet.objects.create(id={wallet!r}, owner_id={owner!r}, public_key=Keypair.random().public_key, label='w')")
+    token = manage(env, "mint_token", "--user", owner, "--ttl", "600").stdout.strip()
+    through_proxy = database.replace(f":{urlsplit(database).port}/", f":{database_path.port}/")
+    server = start_daphne("tests.e2e.testapp:application", {**env, "DATABASE_URL": through_proxy}, ARTIFACTS / log)
+    try:
+        yield server, database_path, token, env
+    finally:
+        server.stop()
+        await database_path.stop()
+        drop()
 
 
 async def emit_via_server(server, room: str, event: str, data) -> None:

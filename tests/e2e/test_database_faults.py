@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from urllib.parse import urlsplit
 
 from tests.auth.clients import Client
-from tests.e2e.conftest import ARTIFACTS, E2E_ENV
-from tests.servers import REDIS_URL, fresh_postgres, manage, start_daphne
-from tests.tcpproxy import TcpProxy
+from tests.e2e.conftest import database_behind_a_proxy
+from tests.servers import manage
 
 
 async def test_an_owner_change_checked_while_the_database_is_away_is_checked_again_once_it_is_back():
@@ -17,32 +14,19 @@ async def test_an_owner_change_checked_while_the_database_is_away_is_checked_aga
     the old owner's socket cannot reach it: the node's re-check cannot ask who owns the wallet
     now. It asks again until it can; the old owner's socket leaves the room then. Before: the
     re-check was logged as failed and the socket kept the room (and the new owner's events)."""
-    database, drop = fresh_postgres()
-    database_path = await TcpProxy(urlsplit(database).port).start()
-    cache_prefix = f"db-faults-{secrets.token_hex(4)}"
-    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "DATABASE_URL": database, "CACHE_KEY_PREFIX": cache_prefix}
-    manage(env, "migrate", "--noinput")
     old, new = "93a4b5c6-d7e8-4f90-a1b2-c3d4e5f60718", "a4b5c6d7-e8f9-4a1b-b2c3-d4e5f6071829"
     wallet = "b5c6d7e8-f90a-4b2c-93d4-e5f607182930"
-    manage(env, "shell", "-c", "from stellar_sdk import Keypair; from transactions.models import Wallet; "
-           f"Wallet.objects.create(id={wallet!r}, owner_id={old!r}, public_key=Keypair.random().public_key, label='w')")
-    token = manage(env, "mint_token", "--user", old, "--ttl", "600").stdout.strip()
-    through_proxy = database.replace(f":{urlsplit(database).port}/", f":{database_path.port}/")
-    server = start_daphne("tests.e2e.testapp:application", {**env, "DATABASE_URL": through_proxy},
-                          ARTIFACTS / "e2e-database-away-recheck.log")
-    client = Client()
-    try:
-        await client.connect(server, auth={"token": token})
-        await client.next("authenticated")
-        assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
-        database_path.cut()
-        await asyncio.to_thread(manage, env, "shell", "-c", "from transactions.models import Wallet\n"
-                                f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
-        await client.none("unsubscribed", 1)  # the node could not check: the socket is still in
-        database_path.restore()
-        assert (await client.next("unsubscribed", timeout=15))["room"] == f"wallet:{wallet}"
-    finally:
-        await client.close()
-        server.stop()
-        await database_path.stop()
-        drop()
+    async with database_behind_a_proxy("e2e-database-away-recheck.log", old, wallet) as (server, database_path, token, env):
+        client = Client()
+        try:
+            await client.connect(server, auth={"token": token})
+            await client.next("authenticated")
+            assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
+            database_path.cut()
+            await asyncio.to_thread(manage, env, "shell", "-c", "from transactions.models import Wallet\n"
+                                    f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
+            await client.none("unsubscribed", 1)  # the node could not check: the socket is still in
+            database_path.restore()
+            assert (await client.next("unsubscribed", timeout=15))["room"] == f"wallet:{wallet}"
+        finally:
+            await client.close()

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import shutil
-from urllib.parse import urlsplit
 
 import pytest
 import redis
 from websockets.asyncio.client import connect as websockets_connect
 
 from tests.auth.clients import Client
-from tests.e2e.conftest import ARTIFACTS, E2E_ENV, SyncProducer, emit_via_server
-from tests.servers import REDIS_URL, ROOT, fresh_postgres, fresh_sqlite, manage, start_daphne
+from tests.e2e.conftest import ARTIFACTS, E2E_ENV, SyncProducer, database_behind_a_proxy, emit_via_server
+from tests.servers import REDIS_URL, ROOT, fresh_sqlite, manage, start_daphne
 from tests.tcpproxy import TcpProxy
 
 NODE_DIR = ROOT / "tests" / "e2e" / "node"
@@ -388,54 +386,40 @@ async def test_a_recovered_user_still_expires_when_its_token_does(server):
         await ws.close()
 
 
-async def test_a_recovery_whose_database_is_away_starts_afresh_and_holds_nothing(tmp_path):
+async def test_a_recovery_whose_database_is_away_starts_afresh_and_holds_nothing():
     """The database goes away between a socket's drop and its recovery, so asking who owns its
     wallet room fails half-way through restoring it (its user's connection slot taken, its
     heartbeat on). The client still gets an answer, a fresh socket, and nothing stays held:
     with MAX_CONNECTIONS_PER_USER 1 the user signs in again. Before: the connection closed
     with no answer, and the slot stayed taken ("too many connections") for the process's life."""
-    database, drop = fresh_postgres()
-    database_path = await TcpProxy(urlsplit(database).port).start()
-    cache_prefix = f"recovery-db-{secrets.token_hex(4)}"
-    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "DATABASE_URL": database, "CACHE_KEY_PREFIX": cache_prefix,
-           "MAX_CONNECTIONS_PER_USER": "1"}
-    manage(env, "migrate", "--noinput")
     user, wallet = "718293a4-b5c6-4d7e-8f90-a1b2c3d4e5f6", "8293a4b5-c6d7-4e8f-90a1-b2c3d4e5f607"
-    manage(env, "shell", "-c", "from stellar_sdk import Keypair; from transactions.models import Wallet; "
-           f"Wallet.objects.create(id={wallet!r}, owner_id={user!r}, public_key=Keypair.random().public_key, label='w')")
-    token = manage(env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
-    through_proxy = database.replace(f":{urlsplit(database).port}/", f":{database_path.port}/")
-    server = start_daphne("tests.e2e.testapp:application", {**env, "DATABASE_URL": through_proxy},
-                          ARTIFACTS / "e2e-recovery-database-away.log")
-    cache = redis.Redis.from_url(REDIS_URL)
-    try:
-        ws, sid, pid, _ = await _socket(server, {"token": token})
-        await _next_event(ws, "authenticated")
-        await ws.send('42["subscribe",{"room":"wallet:' + wallet + '"}]')
-        await _next_event(ws, "subscribed")
-        ws.transport.abort()  # dropped: its state (signed in, in wallet:...) is saved
-        for key in cache.scan_iter(match=f"{cache_prefix}:*room-owner*"):
-            cache.delete(key)  # the owner is not cached: the recovery must ask the database
-        database_path.cut()
-
-        ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
-        assert (await ws.recv()).startswith("0")
-        offset = "0-0"
-        await ws.send("40" + json.dumps({"pid": pid, "offset": offset}))
-        reply = await asyncio.wait_for(ws.recv(), 30)
-        assert reply.startswith("40{"), reply
-        assert json.loads(reply[2:])["sid"] != sid  # not recovered: a socket of its own
-        await ws.close()
-
-        database_path.restore()
-        fresh = Client()
-        await fresh.connect(server, auth={"token": token})
+    async with database_behind_a_proxy("e2e-recovery-database-away.log", user, wallet, MAX_CONNECTIONS_PER_USER="1") as (
+            server, database_path, token, env):
+        cache = redis.Redis.from_url(REDIS_URL)
         try:
-            assert (await fresh.next("authenticated"))["userId"] == user  # the slot was given back
+            ws, sid, pid, _ = await _socket(server, {"token": token})
+            await _next_event(ws, "authenticated")
+            await ws.send('42["subscribe",{"room":"wallet:' + wallet + '"}]')
+            await _next_event(ws, "subscribed")
+            ws.transport.abort()  # dropped: its state (signed in, in wallet:...) is saved
+            for key in cache.scan_iter(match=f"{env['CACHE_KEY_PREFIX']}:*room-owner*"):
+                cache.delete(key)  # the owner is not cached: the recovery must ask the database
+            database_path.cut()
+
+            ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
+            assert (await ws.recv()).startswith("0")
+            await ws.send("40" + json.dumps({"pid": pid, "offset": "0-0"}))
+            reply = await asyncio.wait_for(ws.recv(), 30)
+            assert reply.startswith("40{"), reply
+            assert json.loads(reply[2:])["sid"] != sid  # not recovered: a socket of its own
+            await ws.close()
+
+            database_path.restore()
+            fresh = Client()
+            await fresh.connect(server, auth={"token": token})
+            try:
+                assert (await fresh.next("authenticated"))["userId"] == user  # the slot was given back
+            finally:
+                await fresh.close()
         finally:
-            await fresh.close()
-    finally:
-        cache.close()
-        server.stop()
-        await database_path.stop()
-        drop()
+            cache.close()

@@ -26,6 +26,7 @@ from market import selectors  # noqa: E402
 from market.models import MarketPair  # noqa: E402
 from tests.horizon.server import TEST_RATE_LIMIT, HorizonThread  # noqa: E402
 from tests.horizon.world import USDC_TESTNET  # noqa: E402
+from tests.market.inbox import Inbox  # noqa: E402
 from tests.servers import ROOT, start_daphne  # noqa: E402
 
 USDC = f"USDC:{USDC_TESTNET}"
@@ -141,3 +142,11 @@ def start_embedded_server(horizon, log_name: str, request_timeout: str):
         "HORIZON_REQUESTS_PER_HOUR": "1000000",
         "HORIZON_REQUEST_TIMEOUT": request_timeout,
     }, ROOT / "artifacts" / log_name)
+
+
+@pytest.fixture
+async def inbox(server):
+    """A socket on the module's `server`, recording what it hears (tests/market/inbox.py)."""
+    box = await Inbox().connect(server.url)
+    yield box
+    await box.close()

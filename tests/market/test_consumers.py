@@ -21,13 +21,6 @@ def server(horizon, database):
     srv.stop()
 
 
-@pytest.fixture
-async def inbox(server):
-    box = await Inbox().connect(server.url)
-    yield box
-    await box.close()
-
-
 script = in_thread
 
 

@@ -7,7 +7,6 @@ import aiohttp
 import pytest
 
 from tests.market.conftest import database_url
-from tests.market.inbox import Inbox
 from tests.redisproc import RedisProcess
 from tests.servers import ROOT, start_daphne
 
@@ -35,13 +34,6 @@ def redis_away(server, own_redis):
     own_redis.stop()
     yield
     own_redis.start()
-
-
-@pytest.fixture
-async def inbox(server):
-    box = await Inbox().connect(server.url)
-    yield box
-    await box.close()
 
 
 async def test_market_events_answer_without_the_cache_as_without_a_snapshot(server, inbox, redis_away):
