@@ -222,7 +222,7 @@ class CutAtEvent(TcpProxy):
         self.marker = marker
         self.fired.clear()
 
-    async def _pipe(self, reader, writer, upstream: bool = False) -> None:
+    async def _pipe(self, reader, writer, upstream: bool = False, muted=None) -> None:
         try:
             while data := await reader.read(65536):
                 if upstream and self.marker is not None and self.marker in data:
