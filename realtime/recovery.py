@@ -46,6 +46,18 @@ redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[3])
 redis.call('SET', KEYS[2], offset, 'PX', ARGV[4])
 return offset
 """
+# How long a taken session state stays readable by the take that took it (its one retry: the
+# connection dropped after Redis did the GETDEL, before its answer came back).
+TAKEN_MS = 10_000
+# A saved session state, taken once: by this take (KEYS[2] is its own) again if it already took it.
+_TAKE_ONCE = """
+local state = redis.call('GETDEL', KEYS[1])
+if state then
+  redis.call('SET', KEYS[2], state, 'PX', ARGV[1])
+  return state
+end
+return redis.call('GET', KEYS[2])
+"""
 
 
 @dataclass(frozen=True)
@@ -232,6 +244,7 @@ class RedisSessionStore:
         self.key = f"{prefix}:recovery:"
         self._unsaved: dict[str, tuple[float, dict]] = {}  # pid -> (expires, monotonic; state)
         self._retrying: asyncio.Task | None = None
+        self._take_once = self.client.register_script(_TAKE_ONCE)
 
     async def save(self, pid: str, state: dict) -> None:
         try:
@@ -246,7 +259,10 @@ class RedisSessionStore:
         held = self._unsaved.pop(pid, None)
         if held is not None:
             return held[1] if held[0] >= time.monotonic() else None
-        raw = await self.client.getdel(self.key + pid)
+        # Not a GETDEL: redis-py retries a command whose connection dropped, and a retried GETDEL
+        # finds nothing, so a reconnection on a flaky network would not be recovered.
+        taken_key = f"{self.key}{pid}:taken:{secrets.token_hex(8)}"
+        raw = await self._take_once(keys=[self.key + pid, taken_key], args=[TAKEN_MS])
         return json.loads(raw) if raw else None
 
     async def _retry(self) -> None:

@@ -199,3 +199,32 @@ async def test_an_append_whose_answer_is_lost_is_logged_once():
         await proxy.stop()
         await direct.delete(log.key, *[key async for key in direct.scan_iter(match=f"{log.key}:appended:*")])
         await direct.aclose()
+
+
+async def test_a_take_whose_answer_is_lost_still_recovers():
+    """Redis hands over a saved session state, then the connection drops before the answer
+    arrives. The client's retry gets the same state (a plain GETDEL's retry found nothing: the
+    reconnection was not recovered), and nobody else can take it again."""
+    import os
+
+    import redis.asyncio
+
+    from tests.servers import REDIS_URL
+    from tests.tcpproxy import TcpProxy
+
+    prefix = f"test-take-once-{os.getpid()}"
+    direct = redis.asyncio.Redis.from_url(REDIS_URL)
+    proxy = await TcpProxy(int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])).start()
+    store = RedisSessionStore(f"redis://127.0.0.1:{proxy.port}/0", ttl_ms=60_000, prefix=prefix)
+    try:
+        await store.save("warm", {"rooms": []})
+        assert await store.take("warm") == {"rooms": []}  # the script is loaded
+        await store.save("pid-1", {"rooms": ["market:A_B"]})
+        proxy.lose_reply_to(b"pid-1")  # the take's command, whatever it is
+        assert await store.take("pid-1") == {"rooms": ["market:A_B"]}
+        assert await store.take("pid-1") is None  # taken once
+    finally:
+        await store.client.aclose()
+        await proxy.stop()
+        await direct.delete(*[key async for key in direct.scan_iter(match=f"{prefix}:*")] or ["-"])
+        await direct.aclose()
