@@ -68,6 +68,11 @@ def pair_by_id(pair_id: int) -> MarketPair:
     return MarketPair.objects.get(pk=pair_id)
 
 
+def enabled_pairs() -> list[MarketPair]:
+    """The pairs a client can subscribe to: enabled and configured, on this server's network."""
+    return [pair for pair in MarketPair.objects.filter(enabled=True, network=settings.STELLAR_NETWORK) if pair.is_configured]
+
+
 def active_pairs(occupied: set[str] | None | object = ...) -> list[MarketPair]:
     """The pairs the feed polls: the enabled, configured pairs on this server's network that
     someone is subscribed to (`market:{PAIR}` or its order-book room, by any path), from
@@ -76,7 +81,7 @@ def active_pairs(occupied: set[str] | None | object = ...) -> list[MarketPair]:
     than budget. Pairs another app needs fed without a subscriber (MARKET_FEED_PAIR_SOURCES, e.g.
     the pairs active automations watch) are polled too.
     """
-    pairs = [pair for pair in MarketPair.objects.filter(enabled=True, network=settings.STELLAR_NETWORK) if pair.is_configured]
+    pairs = enabled_pairs()
     if occupied is ...:
         occupied = occupied_rooms()
     if occupied is None:

@@ -1,11 +1,13 @@
 """The live page at / and the socket.io client bundle at /socket.io/socket.io.min.js."""
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, HttpResponseNotFound
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from market.selectors import active_pairs
+from market.selectors import enabled_pairs
+from realtime.rest import DATABASE_RETRY_AFTER
 
 from .socketio_client import BundleMissing, bundle_file
 
@@ -14,7 +16,11 @@ DEFAULT_PAIR = "XLM_USDC"
 
 @require_safe
 def live_page(request):
-    pairs = sorted(pair.name for pair in active_pairs())
+    try:
+        pairs = sorted(pair.name for pair in enabled_pairs())  # every pair a visitor may watch
+    except (OperationalError, InterfaceError):  # a restart or a failover: as the API answers it
+        return HttpResponse("The database is unavailable: try again shortly.", status=503,
+                            content_type="text/plain; charset=utf-8", headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
     wanted = request.GET.get("pair", "").replace("/", "_").upper()
     pair = wanted if wanted in pairs else (DEFAULT_PAIR if DEFAULT_PAIR in pairs or not pairs else pairs[0])
     return render(request, "web/live.html", {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+
 from tests.auth.clients import Client
 from tests.e2e.conftest import database_behind_a_proxy
 from tests.servers import manage
@@ -30,3 +32,18 @@ async def test_an_owner_change_checked_while_the_database_is_away_is_checked_aga
             assert (await client.next("unsubscribed", timeout=15))["room"] == f"wallet:{wallet}"
         finally:
             await client.close()
+
+
+async def test_the_live_page_answers_503_while_the_database_is_away_and_again_after():
+    """The page lists the pairs from the database: without it, a 503 that says to come back (as
+    the API's), not Django's HTML 500 page; once it is back, the page."""
+    owner, wallet = "c6d7e8f9-0a1b-4c3d-a4e5-f60718293a4b", "d7e8f90a-1b2c-4d4e-b5f6-0718293a4b5c"
+    async with database_behind_a_proxy("e2e-database-away-live-page.log", owner, wallet) as (server, database_path, token, env):
+        async with aiohttp.ClientSession() as session:
+            database_path.cut()
+            async with session.get(f"{server.url}/") as resp:
+                assert (resp.status, resp.headers.get("Retry-After")) == (503, "5")
+                assert "database is unavailable" in await resp.text()
+            database_path.restore()
+            async with session.get(f"{server.url}/") as resp:
+                assert resp.status == 200 and 'data-pair="XLM_USDC"' in await resp.text()

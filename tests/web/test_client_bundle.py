@@ -6,6 +6,8 @@ import json
 
 import aiohttp
 
+from tests.servers import fresh_sqlite, manage, start_daphne
+from tests.web.conftest import ARTIFACTS, WEB_ENV
 from web.socketio_client import PACKAGE_DIR
 
 
@@ -63,3 +65,24 @@ async def test_live_page_lists_the_pairs_and_loads_its_parts(live_server):
         for path in ("/static/web/live.js", "/static/web/live.css"):
             async with session.get(f"{live_server.url}{path}") as resp:
                 assert resp.status == 200, path
+
+
+async def test_live_page_offers_every_enabled_pair_watched_or_not(tmp_path, web_horizon_ready):
+    """The picker lists the pairs a visitor may watch, not only those someone already watches
+    (before: the feed's active pairs, so a second enabled pair nobody watched was neither listed
+    nor openable: `?pair=` fell back to XLM_USDC)."""
+    env = {**WEB_ENV, "STELLAR_HORIZON_URL": web_horizon_ready.url, "DATABASE_URL": fresh_sqlite(tmp_path)}
+    manage(env, "migrate", "--noinput")
+    manage(env, "shell", "-c", "from stellar_sdk import Keypair; from django.conf import settings; from market.models import MarketPair; "
+           "MarketPair.objects.filter(name='ETH_USDC', network=settings.STELLAR_NETWORK)"  # seeded, its anchor unchosen
+           ".update(enabled=True, base_issuer=Keypair.random().public_key)")
+    server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "web-two-pairs.log")
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{server.url}/?pair=eth/usdc") as resp:
+                assert resp.status == 200
+                page = await resp.text()
+        assert 'data-pair="ETH_USDC"' in page
+        assert '<option value="ETH_USDC" selected>' in page and '<option value="XLM_USDC">' in page
+    finally:
+        server.stop()
