@@ -82,6 +82,7 @@ class Fanout:
         # async (room, its local sockets) -> None: asks the policy again (namespace.recheck_room)
         self.recheck = recheck
         self._rechecks: set[asyncio.Task] = set()
+        self._checking: dict[Socket, set[str]] = {}  # socket -> its rooms being re-checked (hold)
         # async (last offset delivered, {room: joined at, epoch ms}) -> room messages logged
         # since (gap_fill.LogGapFill); None where the layer cannot lose messages (in memory).
         self.fill_gap = fill_gap
@@ -169,13 +170,38 @@ class Fanout:
         else:
             targets = list(dict.fromkeys(s for room in rooms for s in self._members.get((namespace, room), ())))
         for socket in targets:
-            if socket.recovering is not None:  # replaying missed events: hold live ones back
+            if socket.withheld is not None:  # one of its rooms is being re-checked (hold)
+                socket.withheld.append((tuple(rooms), events))
+            elif socket.recovering is not None:  # replaying missed events: hold live ones back
                 socket.recovering.extend(events)
-                continue
-            try:
-                socket.session.push(frames)  # never waits on a slow socket: engine.py
-            except Exception:  # one broken socket must not cost the others this message
-                logger.exception("write to socket %s failed", socket.sid)
+            else:
+                _push(socket, frames)
+
+    def hold(self, socket: Socket, room: str) -> None:
+        """Keep `socket`'s live room frames back until `release(socket, room)`: who may be in
+        `room` is being asked again, and what comes meanwhile may be for its new owner."""
+        self._checking.setdefault(socket, set()).add(room)
+        if socket.withheld is None:
+            socket.withheld = []
+
+    def release(self, socket: Socket, room: str) -> None:
+        """`room`'s re-check of `socket` is done (it left the room if refused): once none of its
+        rooms is being checked, what was kept back goes out, but for rooms it is no longer in."""
+        checking = self._checking.get(socket)
+        if checking is None or room not in checking:
+            return
+        checking.discard(room)
+        if checking:
+            return
+        del self._checking[socket]
+        withheld, socket.withheld = socket.withheld or [], None
+        kept = [event for rooms, events in withheld if not socket.rooms.isdisjoint(rooms) for event in events]
+        if not kept or not socket.connected:
+            return
+        if socket.recovering is not None:
+            socket.recovering.extend(kept)
+        else:
+            _push(socket, [frame for _, frames in kept for frame in frames])
 
     async def _membership(self) -> GroupMembership:
         if self._groups is not None:
@@ -279,6 +305,9 @@ class Fanout:
                         continue  # once per room group, or live and read back from the log
                     self._last_offset = offset
                 if message["namespace"] == RECHECK_NAMESPACE:
+                    if run:  # what came before it goes out before its sockets are held
+                        self._deliver_run(run_key, run)
+                        run_key, run = None, []
                     rechecks.extend(self._recheck(room) for room in rooms)
                     continue
                 if "t" in message:
@@ -301,10 +330,17 @@ class Fanout:
         sockets = [s for (_, r), members in self._members.items() if r == room for s in members]
         if not sockets or self.recheck is None:
             return None
+        for socket in sockets:  # from this message on, until each is checked (recheck releases)
+            self.hold(socket, room)
         task = asyncio.ensure_future(self.recheck(room, sockets))
         self._rechecks.add(task)  # held: the loop keeps only a weak reference to a task
-        task.add_done_callback(self._rechecks.discard)
+        task.add_done_callback(lambda task: self._rechecked(task, room, sockets))
         return task
+
+    def _rechecked(self, task: asyncio.Task, room: str, sockets: list[Socket]) -> None:
+        self._rechecks.discard(task)
+        for socket in sockets:  # a check that failed or was cancelled holds nothing for ever
+            self.release(socket, room)
 
     def _deliver_run(self, key: tuple[str, tuple[str, ...]], events: list) -> None:
         try:
@@ -320,6 +356,13 @@ class Fanout:
         if len(self._seen_order) > SEEN_EVENTS:
             self._seen.discard(self._seen_order.popleft())
         return False
+
+
+def _push(socket: Socket, frames: list) -> None:
+    try:
+        socket.session.push(frames)  # never waits on a slow socket: engine.py
+    except Exception:  # one broken socket must not cost the others this message
+        logger.exception("write to socket %s failed", socket.sid)
 
 
 def _log_order(message: dict) -> tuple[int, int]:

@@ -279,9 +279,10 @@ class GalaxyNamespace(Namespace):
 
     async def recheck_room(self, room: str, sockets: list[Socket]) -> None:
         """Who may be in `room` changed (fanout.RECHECK_NAMESPACE): each socket the policy now
-        refuses leaves it. One whose check needs a store that is away is checked again every
-        RECHECK_RETRY_SECONDS until RECHECK_GIVE_UP_SECONDS: the re-check comes once, and an old
-        owner's socket must not keep the room because the database blinked then."""
+        refuses leaves it. Until its check is done, its room frames are held back (Fanout.hold).
+        One whose check needs a store that is away is checked again every RECHECK_RETRY_SECONDS
+        until RECHECK_GIVE_UP_SECONDS, then leaves: the re-check comes once, and an old owner's
+        socket must not keep the room (its new owner's events) because the database blinked."""
         deadline = time.monotonic() + RECHECK_GIVE_UP_SECONDS
         while True:
             unchecked = []
@@ -291,12 +292,17 @@ class GalaxyNamespace(Namespace):
                         await self._leave_if_refused(socket, room, socket.data.get("user"))
                     except STORE_AWAY:
                         unchecked.append(socket)
+                        continue
                     except Exception:
                         logger.exception("could not check socket %s in %s again", socket.sid, room)
+                socket.server.fanout.release(socket, room)
             if not unchecked:
                 return
             if time.monotonic() >= deadline:
-                logger.error("gave up checking %d sockets in %s again: a store stayed away; they stay in it", len(unchecked), room)
+                logger.error("gave up checking %d sockets in %s again: a store stayed away; they leave it", len(unchecked), room)
+                for socket in unchecked:
+                    await self._leave(socket, room)
+                    socket.server.fanout.release(socket, room)
                 return
             logger.warning("checking %d sockets in %s again in %.0f s: a store is away", len(unchecked), room, RECHECK_RETRY_SECONDS)
             await asyncio.sleep(RECHECK_RETRY_SECONDS)
@@ -307,14 +313,18 @@ class GalaxyNamespace(Namespace):
         for room in [r for r in socket.rooms if is_private(r)]:
             await self._leave_if_refused(socket, room, principal)
 
-    @staticmethod
-    async def _leave_if_refused(socket: Socket, room: str, principal: Principal | None) -> None:
-        """The client hears `unsubscribed {room}`, as after its own unsubscribe."""
+    @classmethod
+    async def _leave_if_refused(cls, socket: Socket, room: str, principal: Principal | None) -> None:
         try:
             await check_room_access(principal, room)
         except RealtimeError:
-            await socket.leave(room)
-            await socket.emit("unsubscribed", {"room": room, "timestamp": now_ms()})
+            await cls._leave(socket, room)
+
+    @staticmethod
+    async def _leave(socket: Socket, room: str) -> None:
+        """The client hears `unsubscribed {room}`, as after its own unsubscribe."""
+        await socket.leave(room)
+        await socket.emit("unsubscribed", {"room": room, "timestamp": now_ms()})
 
 
 class HeartbeatEmitter:

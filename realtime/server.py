@@ -79,7 +79,8 @@ class Socket:
     """One client's connection to one namespace."""
 
     # One per connection, thousands per process: slots, not a dict per instance.
-    __slots__ = ("server", "session", "namespace", "sid", "pid", "rooms", "data", "connected", "recovered", "recovering")
+    __slots__ = ("server", "session", "namespace", "sid", "pid", "rooms", "data", "connected", "recovered", "recovering",
+                 "withheld")
 
     def __init__(self, server: SocketIOServer, session: EngineSession, namespace: str) -> None:
         self.server = server
@@ -93,6 +94,9 @@ class Socket:
         self.recovered = False
         # While missed events are replayed, live room frames wait here as (offset, frames).
         self.recovering: list[tuple[str | None, list]] | None = None
+        # While who may be in one of its rooms is asked again (Fanout.hold), live room frames
+        # wait here as (rooms, [(offset, frames), ...]): they may be for its room's new owner.
+        self.withheld: list[tuple[tuple[str, ...], list]] | None = None
 
     async def emit(self, event: str, *args: Any) -> None:
         await self.send_packet(sio.Packet(sio.PacketType.EVENT, self.namespace, [event, *args]))

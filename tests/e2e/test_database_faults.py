@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 
 from tests.auth.clients import Client
-from tests.e2e.conftest import database_behind_a_proxy
+from tests.e2e.conftest import database_behind_a_proxy, emit_via_server
 from tests.servers import manage
 
 
@@ -15,7 +15,9 @@ async def test_an_owner_change_checked_while_the_database_is_away_is_checked_aga
     """A wallet changes owner (saved by a process that reaches the database) while the node with
     the old owner's socket cannot reach it: the node's re-check cannot ask who owns the wallet
     now. It asks again until it can; the old owner's socket leaves the room then. Before: the
-    re-check was logged as failed and the socket kept the room (and the new owner's events)."""
+    re-check was logged as failed and the socket kept the room (and the new owner's events).
+    Meanwhile the room's events are held back from it: it never gets the new owner's (before: it
+    got every one until its check was done)."""
     old, new = "93a4b5c6-d7e8-4f90-a1b2-c3d4e5f60718", "a4b5c6d7-e8f9-4a1b-b2c3-d4e5f6071829"
     wallet = "b5c6d7e8-f90a-4b2c-93d4-e5f607182930"
     async with database_behind_a_proxy("e2e-database-away-recheck.log", old, wallet) as (server, database_path, token, env):
@@ -28,10 +30,37 @@ async def test_an_owner_change_checked_while_the_database_is_away_is_checked_aga
             await asyncio.to_thread(manage, env, "shell", "-c", "from transactions.models import Wallet\n"
                                     f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
             await client.none("unsubscribed", 1)  # the node could not check: the socket is still in
+            await emit_via_server(server, f"wallet:{wallet}", "transaction:submitted", {"hash": "the new owner's"})
+            await client.none("transaction:submitted", 1)
             database_path.restore()
             assert (await client.next("unsubscribed", timeout=15))["room"] == f"wallet:{wallet}"
+            await client.none("transaction:submitted", 1)
         finally:
             await client.close()
+
+
+async def test_an_owner_change_that_cannot_be_checked_for_long_takes_the_old_owners_socket_out():
+    """The database stays away past the re-check's patience (a minute; 3 s here): the socket
+    whose check could not be done leaves the room (`unsubscribed`) rather than keep it, and the
+    room's events held back meanwhile never reach it. Before: "they stay in it", for good."""
+    old, new = "e8f90a1b-2c3d-4e5f-8607-18293a4b5c6d", "f90a1b2c-3d4e-4f60-9718-293a4b5c6d7e"
+    wallet = "0a1b2c3d-4e5f-4071-8829-3a4b5c6d7e8f"
+    async with database_behind_a_proxy("e2e-database-away-recheck-gives-up.log", old, wallet, E2E_RECHECK_GIVE_UP_SECONDS="3") as (
+            server, database_path, token, env):
+        client = Client()
+        try:
+            await client.connect(server, auth={"token": token})
+            await client.next("authenticated")
+            assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
+            database_path.cut()
+            await asyncio.to_thread(manage, env, "shell", "-c", "from transactions.models import Wallet\n"
+                                    f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
+            await emit_via_server(server, f"wallet:{wallet}", "transaction:submitted", {"hash": "the new owner's"})
+            assert (await client.next("unsubscribed", timeout=15))["room"] == f"wallet:{wallet}"  # the database still away
+            await client.none("transaction:submitted", 1)
+        finally:
+            await client.close()
+            database_path.restore()
 
 
 async def test_the_live_page_answers_503_while_the_database_is_away_and_again_after():

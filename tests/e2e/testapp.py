@@ -1,4 +1,4 @@
-"""The product's ASGI application plus two test-only fixtures, for the end-to-end tests.
+"""The product's ASGI application plus two test-only fixtures (and one knob), for the end-to-end tests.
 
 - POST /__test__/emit {room or rooms, event, data}: calls the real emit API inside the server process,
   so a test can emit "from outside the connection" on the in-memory layer too.
@@ -7,7 +7,9 @@
 """
 
 import json
+import os
 
+import realtime.namespace
 from galaxy.asgi import application as product_application
 from galaxy.asgi import engine
 from realtime.emit import emit
@@ -22,6 +24,8 @@ class EchoNamespace(Namespace):
 
 
 engine.handler.namespaces["/echo"] = EchoNamespace()
+# A test that waits for a room re-check to give up (a store away for good) waits seconds, not a minute.
+realtime.namespace.RECHECK_GIVE_UP_SECONDS = float(os.environ.get("E2E_RECHECK_GIVE_UP_SECONDS", realtime.namespace.RECHECK_GIVE_UP_SECONDS))
 
 
 async def application(scope, receive, send):

@@ -238,6 +238,46 @@ async def test_a_recheck_missed_while_unsubscribed_is_read_back_in_order_for_its
     assert delivered(b) == []
 
 
+async def test_a_live_recheck_holds_its_rooms_sockets_until_each_is_checked(layer):
+    """Who may be in wallet:A changed; asking the policy takes a while (a database read, or a
+    database away for up to a minute). What comes for the room meanwhile may be its new owner's:
+    the refused socket never gets it, the allowed one gets it once checked, in order, and a
+    socket in another room is not held. Before: both got it at once, the refused one included."""
+    from realtime.emit import room_message
+    from realtime.fanout import RECHECK_NAMESPACE
+
+    checked = asyncio.Event()
+
+    async def recheck(room: str, sockets: list[Socket]) -> None:
+        await checked.wait()
+        await refused.leave(room)  # what the namespace's check does with a refused socket
+        for socket in sockets:
+            fanout.release(socket, room)
+
+    fanout = Fanout(recheck=recheck)
+    refused, allowed, elsewhere = polling_sockets(fanout, 3)
+    for socket in (refused, allowed):
+        await socket.join("wallet:A")
+    await elsewhere.join("market:A_B")
+    await allowed.join("market:A_B")
+
+    async def publish(room: str, n: int, namespace: str = "/") -> None:
+        await layer.group_send(room_to_group(room), room_message(namespace, (room,), "e", {"n": n}, f"{n}-0"))
+
+    await publish("wallet:A", 1)
+    await publish("wallet:A", 0, RECHECK_NAMESPACE)
+    await publish("wallet:A", 2)  # the new owner's, maybe
+    await publish("market:A_B", 3)
+    await wait_until(lambda: delivered(elsewhere) == [3])
+    assert delivered(refused) == delivered(allowed) == [1]
+    checked.set()
+    await wait_until(lambda: delivered(allowed) == [1, 2, 3])
+    await publish("wallet:A", 4)
+    await wait_until(lambda: delivered(allowed) == [1, 2, 3, 4])
+    assert delivered(refused) == [1]
+    assert refused.withheld is None and allowed.withheld is None
+
+
 async def test_a_log_read_that_hangs_does_not_hold_live_events_for_long(layer, monkeypatch):
     import realtime.fanout
     from realtime.emit import room_message
