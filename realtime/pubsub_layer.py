@@ -24,8 +24,11 @@ Joining and leaving while Redis is away. A SUBSCRIBE or UNSUBSCRIBE that cannot 
 would fail a socket's sign-in, or skip the rest of a disconnect (its connection slot kept). Both
 succeed instead: the channel is added to (or removed from) the set redis-py subscribes again on
 reconnect, and the reconnect's gap fill reads from the log what the room missed since the join
-(fanout's `_joined_ms`). Only a subscriber connection never made (the process started while
-Redis was away) still fails a join: no reconnect would come to subscribe it.
+(fanout's `_joined_ms`). That set is changed before the command goes out, not after it fails: a
+command that fails on a stale connection has redis-py reconnect at once, inside the call, and
+subscribe that set before the error reaches us; changed after, the room would go unheard until
+the next drop. Only a subscriber connection never made (the process started while Redis was
+away) still fails a join: no reconnect would come to subscribe it.
 
 Sending to a channel nobody hears (`send_heard`, `listen`). A pub/sub message to a channel
 no process subscribes to is gone, and the layer's `send` does not say so; Redis' PUBLISH does,
@@ -37,6 +40,7 @@ time; `listen` subscribes a channel before its name is given out, so that count 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -120,19 +124,22 @@ async def _subscribe(by_shard: dict, subscribe: bool) -> None:
             shard._ensure_redis()
             shard._ensure_receiver()
             pubsub = shard._pubsub
-            try:
-                await (pubsub.subscribe if subscribe else pubsub.unsubscribe)(*todo)
-            except REDIS_AWAY:
-                if subscribe and pubsub.connection is None:
-                    raise  # never connected: no reconnect will come to subscribe them
-                # Redis is away (a restart, a failover): what redis-py subscribes again once its
-                # connection is back is made what the process wants (see the module's docstring).
+            command = pubsub.subscribe if subscribe else pubsub.unsubscribe
+            if pubsub.connection is None:
+                # Never connected: no reconnect would come to subscribe them; a failure fails the join.
+                await command(*todo)
+            else:
+                # What redis-py subscribes again on reconnect is made what the process wants first,
+                # so whichever reconnect comes (its own inside a failing call, or a later one)
+                # does it (see the module's docstring).
                 wanted = pubsub._normalize_keys(dict.fromkeys(todo))
                 if subscribe:
                     pubsub.channels.update(wanted)
                 else:
                     for name in wanted:
                         pubsub.channels.pop(name, None)
+                with contextlib.suppress(*REDIS_AWAY):  # Redis away (a restart, a failover)
+                    await command(*todo)
             if subscribe:
                 shard._subscribed_to.update(todo)
             else:

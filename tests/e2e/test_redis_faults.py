@@ -349,3 +349,67 @@ async def test_a_sync_emit_retried_after_half_its_delivery_arrives_once(own_redi
         await client.disconnect()
         server.stop()
         await proxy.stop()
+
+
+async def test_rooms_joined_and_left_on_a_dropped_subscriber_connection_are_heard_and_dropped(own_redis, tmp_path):
+    """Redis drops the server's subscriber connection and is back at once (a blip, a killed
+    client) while the channels_redis receive task that would notice sleeps: two joins in a row
+    write to the dropped connection. The second fails, and redis-py, inside that call, connects
+    again and subscribes what it knew before raising: the room must be in that set already. The
+    same for two leaves. Before: the second room was never subscribed again (its event lost, its
+    join answered `ok`), and both left rooms were subscribed again."""
+    proxy = await TcpProxy(own_redis.port).start()
+    env = {**E2E_ENV, "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0", "DATABASE_URL": fresh_sqlite(tmp_path)}
+    manage(env, "migrate", "--noinput")
+    server = start_daphne("tests.e2e.testapp:application", env, ARTIFACTS / "e2e-redis-stale-subscriber.log")
+    direct = redis.Redis(port=own_redis.port)
+    rooms = ["market:XLM_USDC:orderbook", "market:XLM_USDC"]
+    client = socketio.AsyncClient(reconnection=False)
+    got: list = []
+    client.on("market:price_update", lambda data, *offset: got.append(data["n"]))
+
+    async def dropped_unnoticed() -> None:
+        """Two drops: the receive task connects again at once after the first, inside the read
+        that failed, and then sleeps 1 s (as after any error), so the second goes unnoticed."""
+        subscribers = {c["id"] for c in direct.client_list(_type="pubsub")}
+        proxy.cut()
+        proxy.restore()
+        for _ in range(500):
+            if {c["id"] for c in direct.client_list(_type="pubsub") if int(c["sub"])} - subscribers:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the subscriber did not connect again")
+        proxy.cut()
+        proxy.restore()
+
+    try:
+        await client.connect(server.url, transports=["websocket"])
+        assert (await client.call("subscribe", {"room": "system:notifications"}, timeout=5))["ok"]
+        heard = set(direct.pubsub_channels())
+        await dropped_unnoticed()
+        for room in rooms:
+            assert (await client.call("subscribe", {"room": room}, timeout=5))["ok"]
+        # After the gap fill of that reconnect (it would deliver the emits below from the log).
+        await asyncio.sleep(1.5)
+        async with aiohttp.ClientSession() as http:
+            for n, room in enumerate(rooms):
+                body = {"room": room, "event": "market:price_update", "data": {"n": n}}
+                async with http.post(f"{server.url}/__test__/emit", json=body) as resp:
+                    assert resp.status == 200
+        for _ in range(100):
+            if len(got) == len(rooms):
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(got) == [0, 1]
+
+        await dropped_unnoticed()
+        for room in rooms:
+            assert (await client.call("unsubscribe", {"room": room}, timeout=5))["ok"]
+        await asyncio.sleep(1.5)  # the receive task awake again, finding the connection up
+        assert set(direct.pubsub_channels()) == heard
+    finally:
+        await client.disconnect()
+        direct.close()
+        server.stop()
+        await proxy.stop()
