@@ -11,6 +11,19 @@ from tests.e2e.conftest import database_behind_a_proxy, emit_via_server
 from tests.servers import manage
 
 
+async def old_owner_in_the_room_when_the_owner_changes_unseen(server, database_path, token, env, wallet: str, new: str) -> Client:
+    """The old owner's client in wallet:{wallet}; then the node loses its database and the wallet
+    changes owner (saved by a process that reaches it)."""
+    client = Client()
+    await client.connect(server, auth={"token": token})
+    await client.next("authenticated")
+    assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
+    database_path.cut()
+    await asyncio.to_thread(manage, env, "shell", "-c", "from transactions.models import Wallet\n"
+                            f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
+    return client
+
+
 async def test_an_owner_change_checked_while_the_database_is_away_is_checked_again_once_it_is_back():
     """A wallet changes owner (saved by a process that reaches the database) while the node with
     the old owner's socket cannot reach it: the node's re-check cannot ask who owns the wallet
@@ -21,14 +34,8 @@ async def test_an_owner_change_checked_while_the_database_is_away_is_checked_aga
     old, new = "93a4b5c6-d7e8-4f90-a1b2-c3d4e5f60718", "a4b5c6d7-e8f9-4a1b-b2c3-d4e5f6071829"
     wallet = "b5c6d7e8-f90a-4b2c-93d4-e5f607182930"
     async with database_behind_a_proxy("e2e-database-away-recheck.log", old, wallet) as (server, database_path, token, env):
-        client = Client()
+        client = await old_owner_in_the_room_when_the_owner_changes_unseen(server, database_path, token, env, wallet, new)
         try:
-            await client.connect(server, auth={"token": token})
-            await client.next("authenticated")
-            assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
-            database_path.cut()
-            await asyncio.to_thread(manage, env, "shell", "-c", "from transactions.models import Wallet\n"
-                                    f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
             await client.none("unsubscribed", 1)  # the node could not check: the socket is still in
             await emit_via_server(server, f"wallet:{wallet}", "transaction:submitted", {"hash": "the new owner's"})
             await client.none("transaction:submitted", 1)
@@ -47,14 +54,8 @@ async def test_an_owner_change_that_cannot_be_checked_for_long_takes_the_old_own
     wallet = "0a1b2c3d-4e5f-4071-8829-3a4b5c6d7e8f"
     async with database_behind_a_proxy("e2e-database-away-recheck-gives-up.log", old, wallet, E2E_RECHECK_GIVE_UP_SECONDS="3") as (
             server, database_path, token, env):
-        client = Client()
+        client = await old_owner_in_the_room_when_the_owner_changes_unseen(server, database_path, token, env, wallet, new)
         try:
-            await client.connect(server, auth={"token": token})
-            await client.next("authenticated")
-            assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
-            database_path.cut()
-            await asyncio.to_thread(manage, env, "shell", "-c", "from transactions.models import Wallet\n"
-                                    f"w = Wallet.objects.get(id={wallet!r})\nw.owner_id = {new!r}\nw.save()")
             await emit_via_server(server, f"wallet:{wallet}", "transaction:submitted", {"hash": "the new owner's"})
             assert (await client.next("unsubscribed", timeout=15))["room"] == f"wallet:{wallet}"  # the database still away
             await client.none("transaction:submitted", 1)
