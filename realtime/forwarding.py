@@ -16,6 +16,7 @@ so it reconnects (and recovers) now rather than after a long-poll's wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 
@@ -23,6 +24,7 @@ from channels.layers import get_channel_layer
 
 from .engine import EngineServer
 from .pubsub_layer import listen, send_heard
+from .redis_client import REDIS_AWAY
 from .protocol.engineio import ErrorCode
 from .transports.polling import Reply, error_reply, serve_poll, serve_push
 
@@ -31,6 +33,9 @@ logger = logging.getLogger(__name__)
 # A forwarded POST is answered at once; a GET waits at most a ping interval for data, plus
 # this margin for the hop. Past it the owner is taken to be gone (HTTP 400, unknown sid).
 REPLY_MARGIN_SECONDS = 10
+# Said when the owner cannot be asked (Redis away): an engine.io client then opens a new session
+# (and recovers it once Redis is back); the old one ends on its owner at its ping timeout.
+UNREACHABLE = "Session ID unknown here: the node that owns it cannot be reached now"
 
 
 def node_channel(node_id: str) -> str:
@@ -77,7 +82,12 @@ class Forwarder:
                    "sid": sid, "method": method, "body": body}
         gone = asyncio.ensure_future(receive())
         try:
-            if await send_heard(self.layer, owner, message) == 0:
+            try:
+                heard = await send_heard(self.layer, owner, message)
+            except REDIS_AWAY as exc:  # the way to the owner is gone: the client must start again
+                logger.warning("request for session %s not forwarded: %s", sid, exc)
+                return error_reply(400, ErrorCode.UNKNOWN_SID, UNREACHABLE)
+            if heard == 0:
                 return error_reply(400, ErrorCode.UNKNOWN_SID)  # no such node listens
             timeout = self.engine.config.ping_interval + REPLY_MARGIN_SECONDS
             done, _ = await asyncio.wait({answer, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -85,7 +95,8 @@ class Forwarder:
                 reply = answer.result()
                 return Reply(reply["status"], reply["body"], reply["content_type"])
             if gone in done:
-                await self.layer.send(owner, {"type": "engine.abort", "id": request_id})
+                with contextlib.suppress(*REDIS_AWAY):  # the owner's poll then ends on its own
+                    await self.layer.send(owner, {"type": "engine.abort", "id": request_id})
                 return None
             return error_reply(400, ErrorCode.UNKNOWN_SID)  # the owner did not answer: gone
         finally:

@@ -15,9 +15,9 @@ from tests.servers import REDIS_URL, fresh_postgres, manage, start_daphne, start
 from tests.tcpproxy import TcpProxy
 
 
-def two_servers(start, name: str):
+def two_servers(start, name: str, redis_url: str = REDIS_URL):
     """Two servers started by `start`, sharing Redis (keys of their own) and a database."""
-    env = {**E2E_ENV, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}{name}"}
+    env = {**E2E_ENV, "REDIS_URL": redis_url, "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}{name}"}
     env["DATABASE_URL"], drop = fresh_postgres()
     manage(env, "migrate", "--noinput")
     servers = [start("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-{name}-{n}.log") for n in (1, 2)]
@@ -113,6 +113,32 @@ async def test_a_sid_no_live_node_owns_is_refused_at_once_not_after_the_forwardi
                 async with http.request(method, url, data="40") as resp:
                     assert resp.status == 400
                     assert json.loads(await resp.text()) == {"code": 1, "message": "Session ID unknown"}
+
+
+async def test_a_request_for_the_other_nodes_session_while_redis_is_away_is_refused_at_once():
+    """The node a polling request reaches cannot ask the session's owner (Redis, the way between
+    them, is away): it says the session is unknown here, at once, so the client starts a new
+    one, and it goes on serving. Before: the ASGI app raised (HTTP 500, a traceback per request)."""
+    redis_path = await TcpProxy(int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])).start()
+    servers = two_servers(start_daphne, "redis-away", f"redis://127.0.0.1:{redis_path.port}/0")
+    owner, other = next(servers)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{owner.url}/socket.io/?EIO=4&transport=polling") as resp:
+                sid = json.loads((await resp.text())[1:])["sid"]
+            redis_path.cut()
+            for method in ("POST", "GET"):
+                async with asyncio.timeout(5):
+                    async with http.request(method, f"{other.url}/socket.io/?EIO=4&transport=polling&sid={sid}", data="3") as resp:
+                        assert resp.status == 400, method
+                        assert (await resp.json(content_type=None))["code"] == 1
+            async with http.get(f"{other.url}/socket.io/?EIO=4&transport=polling") as resp:
+                assert resp.status == 200 and (await resp.text()).startswith('0{"sid"')  # still serving
+        assert "Exception in ASGI application" not in (ARTIFACTS / "e2e-redis-away-2.log").read_text()
+    finally:
+        redis_path.restore()
+        next(servers, None)
+        await redis_path.stop()
 
 
 @pytest.fixture(scope="module")
