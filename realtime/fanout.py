@@ -174,6 +174,8 @@ class Fanout:
                 socket.withheld.append((tuple(rooms), events))
             elif socket.recovering is not None:  # replaying missed events: hold live ones back
                 socket.recovering.extend(events)
+            elif socket.replayed is not None:  # recovered lately: not what its replay sent
+                _push_unreplayed(socket, events)
             else:
                 _push(socket, frames)
 
@@ -201,7 +203,7 @@ class Fanout:
         if socket.recovering is not None:
             socket.recovering.extend(kept)
         else:
-            _push(socket, [frame for _, frames in kept for frame in frames])
+            _push_unreplayed(socket, kept)
 
     async def _membership(self) -> GroupMembership:
         if self._groups is not None:
@@ -363,6 +365,18 @@ def _push(socket: Socket, frames: list) -> None:
         socket.session.push(frames)  # never waits on a slow socket: engine.py
     except Exception:  # one broken socket must not cost the others this message
         logger.exception("write to socket %s failed", socket.sid)
+
+
+def _push_unreplayed(socket: Socket, events: list) -> None:
+    """Push `events` ((offset, frames) each) but those the socket's recovery replayed already."""
+    if socket.replayed is not None:
+        last, until = socket.replayed
+        if time.monotonic() > until:
+            socket.replayed = None
+        else:
+            events = [(offset, frames) for offset, frames in events if offset is None or offset_key(offset) > last]
+    if events:
+        _push(socket, [frame for _, frames in events for frame in frames])
 
 
 def _log_order(message: dict) -> tuple[int, int]:

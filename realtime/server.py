@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections import deque
 from typing import Any
 
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 INVALID_NAMESPACE = {"message": "Invalid namespace"}
 # Disconnects after which a client may come back and recover: the network's doing (a slow
 # consumer is one whose network could not keep up), not a decision to end the session.
+# How long after its replay a recovered socket drops live events it was replayed: an emit can
+# publish up to its retries after it logged (emit_sync's retry_for, emit_in_background's 60 s).
+REPLAYED_GUARD_SECONDS = 60.0
 RECOVERABLE_REASONS = frozenset({"transport close", "transport error", "ping timeout", "slow consumer", "server shutting down"})
 
 
@@ -80,7 +84,7 @@ class Socket:
 
     # One per connection, thousands per process: slots, not a dict per instance.
     __slots__ = ("server", "session", "namespace", "sid", "pid", "rooms", "data", "connected", "recovered", "recovering",
-                 "withheld")
+                 "withheld", "replayed")
 
     def __init__(self, server: SocketIOServer, session: EngineSession, namespace: str) -> None:
         self.server = server
@@ -97,6 +101,9 @@ class Socket:
         # While who may be in one of its rooms is asked again (Fanout.hold), live room frames
         # wait here as (rooms, [(offset, frames), ...]): they may be for its room's new owner.
         self.withheld: list[tuple[tuple[str, ...], list]] | None = None
+        # After a recovery's replay: (the last replayed offset's key, until when, monotonic).
+        # An event logged before the replay read the log may be published after it: not twice.
+        self.replayed: tuple[tuple[int, int], float] | None = None
 
     async def emit(self, event: str, *args: Any) -> None:
         await self.send_packet(sio.Packet(sio.PacketType.EVENT, self.namespace, [event, *args]))
@@ -378,6 +385,8 @@ class SocketIOServer:
                 await socket.session.write(frames)
             i += 1
         socket.recovering = None
+        if last is not None:
+            socket.replayed = (last, time.monotonic() + REPLAYED_GUARD_SECONDS)
 
     async def _refuse(self, session: EngineSession, conn: _Connection, namespace: str, body: dict) -> None:
         await self._send(session, sio.Packet(sio.PacketType.CONNECT_ERROR, namespace, body))

@@ -155,9 +155,10 @@ class SyncProducer:
         self.process = process
 
     @classmethod
-    async def start(cls, env: dict[str, str]) -> SyncProducer:
+    async def start(cls, env: dict[str, str], code: str | None = None) -> SyncProducer:
+        """Started, with its `code` (CODE unless given: the process for another protocol)."""
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", cls.CODE, cwd=ROOT, env={**os.environ, **BASE_ENV, **env},
+            sys.executable, "-c", code or cls.CODE, cwd=ROOT, env={**os.environ, **BASE_ENV, **env},
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
         assert await asyncio.wait_for(process.stdout.readline(), 30) == b"ready\n"

@@ -200,6 +200,68 @@ async def test_the_log_stays_within_the_window_when_another_process_emits(short_
         watcher.close()
 
 
+class SplitProducer:
+    """Another process whose emit comes in two halves, as one does when its publish waits on
+    retries (emit_sync's, a background send's): `log` puts the event in the recovery log,
+    `publish` sends it to the nodes later."""
+
+    CODE = ("import asyncio, json, sys, django\ndjango.setup()\nfrom realtime.emit import RoomEvent, emitter\n"
+            "async def main():\n"
+            "    loop, item = asyncio.get_running_loop(), None\n"
+            "    print('ready', flush=True)\n"
+            "    while line := await loop.run_in_executor(None, sys.stdin.readline):\n"
+            "        room, event, data = json.loads(line)\n"
+            "        if room:\n"
+            "            item = RoomEvent((room,), event, data)\n"
+            "            item.offset = await emitter().log.append(item.namespace, item.rooms, event, data, item.event_id)\n"
+            "        else:\n"
+            "            await emitter().deliver(item)\n"
+            "        print(item.offset, flush=True)\n"
+            "asyncio.run(main())\n")
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, env: dict[str, str]) -> SplitProducer:
+        return cls((await SyncProducer.start(env, code=cls.CODE)).process)
+
+    async def _say(self, *command) -> str:
+        self.process.stdin.write((json.dumps(command) + "\n").encode())
+        return (await asyncio.wait_for(self.process.stdout.readline(), 30)).decode().strip()
+
+    async def log(self, room: str, event: str, data) -> str:
+        return await self._say(room, event, data)
+
+    async def publish(self) -> str:
+        return await self._say(None, None, None)
+
+
+async def test_an_event_logged_before_a_replay_and_published_after_it_comes_once(short_recovery_redis_server):
+    """An emit logs its event, then publishes it. Between the two a client recovers: its replay,
+    read from the log, has the event; then the publish reaches the node. The client must not get
+    it twice (before: it did, with the same offset, after the replay: the loss audit's F5)."""
+    producer = await SplitProducer.start(short_recovery_redis_server.env)
+    proxy, client, _ = await start_session(short_recovery_redis_server)
+    try:
+        proxy.cut()
+        await client.next("disconnect")
+        await producer.log("market:XLM_USDC", "market:price_update", price(1))
+        proxy.restore()
+        assert (await client.next("connect", timeout=15))["recovered"] is True
+        assert await client.events(1) == [price(1)]  # replayed
+        await producer.publish()
+        await producer.log("market:XLM_USDC", "market:price_update", price(2))
+        await producer.publish()
+        assert await client.events(1) == [price(2)]  # not price(1) again
+        await client.no_more_events()
+    finally:
+        await client.stop()
+        await proxy.stop()
+        producer.process.stdin.close()
+        await asyncio.wait_for(producer.process.wait(), 10)
+
+
 async def test_recovery_restores_the_user_and_its_private_rooms(server):
     user = "6d0b4a3c-1f2e-4d5c-8b7a-9e8f7a6b5c4d"
     token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
