@@ -325,8 +325,13 @@ class EngineSession:
             if timer is not None:
                 timer.cancel()
 
-    async def close(self, reason: str, *, notify_client: bool = True) -> None:
+    async def close(self, reason: str, *, notify_client: bool = True, reconnect: bool = False) -> None:
         """End the session; `notify_client` sends a CLOSE packet first (server-initiated).
+
+        `reconnect` (a node draining) ends the transport instead, with no CLOSE packet, as Node's
+        server does when it stops: python-engineio takes a CLOSE packet for a deliberate
+        disconnect and its client never reconnects, while a dropped transport (a WebSocket close
+        frame; for polling, a noop and then a refused GET) is one it reconnects after.
 
         One close runs; a second caller (a ping timeout during a shutdown) waits for it, so no
         one tells the client before its sockets are saved, and no one returns before that. A
@@ -336,7 +341,7 @@ class EngineSession:
             if self.state is State.CLOSED:
                 return
             self._closing = True  # under way, not yet waiting on anything
-            _, waiting = result_or_future(self._close(reason, notify_client))
+            _, waiting = result_or_future(self._close(reason, notify_client, reconnect))
             if waiting is None:  # done without waiting
                 return
             self._closing = closing = waiting
@@ -344,13 +349,14 @@ class EngineSession:
             return
         await asyncio.shield(closing)
 
-    async def _close(self, reason: str, notify_client: bool) -> None:
+    async def _close(self, reason: str, notify_client: bool, reconnect: bool) -> None:
         self.release()  # what was held goes before the close
         if notify_client:
             # The handler (which saves sockets for recovery) runs before the client hears: told,
             # it reconnects at once, perhaps to another node, which must find its state there.
             await self._handle_close(reason)
-            await self.write([CLOSE_FRAME])
+            if not reconnect:
+                await self.write([CLOSE_FRAME])
         was_polling = self.state is State.POLLING
         self.state = advance(self.state, Move.CLOSE)
         self._wake()

@@ -80,7 +80,7 @@ class Lifecycle:
         self.draining = True
         sessions = list(self.engine.sessions.values())
         logger.info("shutting down: closing %d sessions for recovery elsewhere", len(sessions))
-        closing = [session.close("server shutting down") for session in sessions]
+        closing = [session.close("server shutting down", reconnect=True) for session in sessions]
         try:
             await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
         except asyncio.TimeoutError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import signal
@@ -12,7 +13,9 @@ import time
 import pytest
 
 import redis.asyncio as redis
+import socketio
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import ARTIFACTS, E2E_ENV, emit_via_server
 from tests.servers import REDIS_URL, ROOT, _start, free_port, fresh_postgres, fresh_sqlite, manage, start_daphne
@@ -42,11 +45,13 @@ async def read(process, kind: str, timeout: float) -> dict:
             return record
 
 
-async def test_sigterm_hands_every_client_over_with_recovery(nodes):
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_sigterm_hands_every_client_over_with_recovery(nodes, transport):
     a, b = nodes
     proxy = await TcpProxy(a.port).start()
     clients = await asyncio.create_subprocess_exec(
         shutil.which("node"), "many.mjs", "--url", proxy.url, "--room", "market:XLM_USDC", "--count", str(CLIENTS),
+        "--transport", transport,
         cwd=ROOT / "tests" / "e2e" / "node", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         limit=2**24,
     )
@@ -77,9 +82,49 @@ async def test_sigterm_hands_every_client_over_with_recovery(nodes):
     assert all(events == [1, 2, 3] for events in report["events"]), [e for e in report["events"] if e != [1, 2, 3]][:3]
 
 
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_python_socketio_reconnects_to_the_other_node_by_itself(nodes, transport):
+    """python-socketio takes an Engine.IO CLOSE packet as a deliberate server disconnect and
+    never reconnects; a drain must end the transport instead, as Node's server does. It does
+    not implement connection state recovery (its CONNECT carries no pid and offset): it comes
+    back as a new socket, subscribes again from its connect handler, and hears what follows."""
+    a, b = nodes
+    proxy = await TcpProxy(a.port).start()
+    client = socketio.AsyncClient(reconnection_delay=0.2, reconnection_delay_max=1)
+    subscribed, prices, reasons = asyncio.Queue(), asyncio.Queue(), []
+
+    @client.on("connect")
+    async def subscribe():
+        await client.emit("subscribe", {"room": "market:XLM_USDC"})
+
+    client.on("subscribed", lambda data, *offset: subscribed.put_nowait(data["room"]))
+    client.on("market:price_update", lambda data, *offset: prices.put_nowait(data["n"]))
+    client.on("disconnect", reasons.append)
+    try:
+        await client.connect(proxy.url, transports=[transport])
+        first_sid = client.get_sid()
+        assert await asyncio.wait_for(subscribed.get(), 10) == "market:XLM_USDC"
+        await emit_via_server(a, "market:XLM_USDC", "market:price_update", {"n": 1})
+        assert await asyncio.wait_for(prices.get(), 10) == 1
+
+        proxy.route_to(b.port)
+        a.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(a.process.wait, 30) is not None
+        back = asyncio.ensure_future(subscribed.get())
+        await asyncio.wait([back], timeout=15)
+        assert back.done(), f"never subscribed again (on b); disconnected for {reasons}"
+        await emit_via_server(b, "market:XLM_USDC", "market:price_update", {"n": 3})
+        assert await asyncio.wait_for(prices.get(), 10) == 3
+        assert client.connected and client.get_sid() != first_sid
+        assert reasons == ["transport error"]  # not "server disconnect", which ends the client
+    finally:
+        await client.shutdown()
+        await proxy.stop()
+
+
 @pytest.mark.parametrize("answers_pings", [True, False], ids=["alive", "ping-timeout-meanwhile"])
 async def test_a_client_told_of_the_shutdown_finds_its_state_already_saved(tmp_path, answers_pings):
-    """The close packet goes out only once the socket is saved: a client reconnects at once, and
+    """The WebSocket is closed only once the socket is saved: a client reconnects at once, and
     the node it lands on must find the state. Redis is slowed down (a proxy holds each chunk
     0.5 s) so that a save still in flight when the client hears would show. A client that stops
     answering pings times out during the save (2 s here): that second close must wait too."""
@@ -101,10 +146,13 @@ async def test_a_client_told_of_the_shutdown_finds_its_state_already_saved(tmp_p
 
             slow_redis.delay = 0.5
             server.process.send_signal(signal.SIGTERM)
-            while (frame := await asyncio.wait_for(ws.recv(), 15)) != "1":  # Engine.IO CLOSE
-                assert frame == "2" or frame.startswith('42["ping"'), frame  # only pings
-                if answers_pings and frame == "2":
-                    await ws.send("3")
+            with contextlib.suppress(ConnectionClosed):  # told by the WebSocket's close
+                while True:
+                    frame = await asyncio.wait_for(ws.recv(), 15)
+                    assert frame == "2" or frame.startswith('42["ping"'), frame  # only pings
+                    if answers_pings and frame == "2":
+                        await ws.send("3")
+            assert ws.close_code == 1000  # a close frame, not the process going away
             saved = await redis_server.exists(f"{prefix}:recovery:{pid}")
         assert saved == 1
         assert await asyncio.to_thread(server.process.wait, 30) is not None
@@ -130,8 +178,10 @@ async def test_sigterm_stops_a_node_that_inherited_an_ignored_sigint(tmp_path):
             await ws.send("40")
             assert (await asyncio.wait_for(ws.recv(), 10)).startswith("40")
             server.process.send_signal(signal.SIGTERM)
-            while (frame := await asyncio.wait_for(ws.recv(), 15)) != "1":  # told, then closed
-                assert frame == "2" or frame.startswith("42["), frame
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    assert (frame := await asyncio.wait_for(ws.recv(), 15)) == "2" or frame.startswith("42["), frame
+            assert ws.close_code == 1000
         assert await asyncio.to_thread(server.process.wait, 20) is not None
     finally:
         server.stop()

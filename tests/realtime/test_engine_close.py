@@ -1,5 +1,6 @@
-"""Closing an Engine.IO session: the handler before the CLOSE packet, one close at a time, and a
-close from within a close (its handler's) that returns instead of waiting for itself."""
+"""Closing an Engine.IO session: the handler before the CLOSE packet (draining, before the transport
+closes, with no CLOSE packet), one close at a time, and a close from within a close (its handler's)
+that returns instead of waiting for itself."""
 
 from __future__ import annotations
 
@@ -60,6 +61,14 @@ async def test_the_handler_finishes_before_the_client_is_told():
     await session.close("server shutting down")
     assert log[:3] == [("handler", "server shutting down"), ("handler done", "server shutting down"), ("wrote", CLOSE_FRAME)]
     assert session.closed
+
+
+async def test_a_drain_saves_then_closes_the_transport_without_a_close_packet():
+    # python-engineio takes a CLOSE packet for a deliberate disconnect and would not reconnect.
+    log: list = []
+    session = websocket_session(Handler(log, delay=0.05))
+    await session.close("server shutting down", reconnect=True)
+    assert log == [("handler", "server shutting down"), ("handler done", "server shutting down"), ("transport closed",)]
 
 
 async def test_a_second_close_waits_for_the_first_and_adds_nothing():

@@ -4,13 +4,14 @@
 // once all are subscribed; {"type":"reconnected", recovered, total} once every socket has
 // reconnected after a drop; on stdin "report" {"type":"report", events: [[n...] per socket]}.
 //
-// Usage: node many.mjs --url http://127.0.0.1:PORT --room market:XLM_USDC --count 200
+// Usage: node many.mjs --url http://127.0.0.1:PORT --room market:XLM_USDC --count 200 [--transport polling]
 import { io } from "socket.io-client";
 import { parseArgs } from "node:util";
 import { createInterface } from "node:readline";
 
 const { values: args } = parseArgs({
-  options: { url: { type: "string" }, room: { type: "string" }, count: { type: "string", default: "200" } },
+  options: { url: { type: "string" }, room: { type: "string" }, count: { type: "string", default: "200" },
+             transport: { type: "string", default: "websocket" } },
 });
 const count = Number(args.count);
 const out = (line) => process.stdout.write(JSON.stringify(line) + "\n");
@@ -21,7 +22,7 @@ let recovered = 0;
 
 const sockets = Array.from({ length: count }, (_, i) => {
   const socket = io(args.url, {
-    transports: ["websocket"], forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 1000,
+    transports: [args.transport], forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 1000,
   });
   let connects = 0;
   socket.on("connect", async () => {
