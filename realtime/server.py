@@ -23,11 +23,11 @@ from .redis_client import REDIS_AWAY
 
 logger = logging.getLogger(__name__)
 INVALID_NAMESPACE = {"message": "Invalid namespace"}
-# Disconnects after which a client may come back and recover: the network's doing (a slow
-# consumer is one whose network could not keep up), not a decision to end the session.
 # How long after its replay a recovered socket drops live events it was replayed: an emit can
 # publish up to its retries after it logged (emit_sync's retry_for, emit_in_background's 60 s).
 REPLAYED_GUARD_SECONDS = 60.0
+# Disconnects after which a client may come back and recover: the network's doing (a slow
+# consumer is one whose network could not keep up), not a decision to end the session.
 RECOVERABLE_REASONS = frozenset({"transport close", "transport error", "ping timeout", "slow consumer", "server shutting down"})
 
 
