@@ -8,8 +8,10 @@ emitters never hold one run's events and no row lock is held over the network. E
 marked announced once it went out; a failed emit gives the claim back. The task that changed a
 run claims at once (the normal path: each event once); the sweep (tasks.sweep_runs, or its
 loop in the server) claims whatever a Redis outage or a dead worker left owed, so an event
-goes out at least once after a fault, and twice only when its emitter died between the emit
-and the mark. A run's events go out in order: a claim holds all it owes, triggered first.
+goes out at least once after a fault. An emit repeated (its emitter died between the emit and
+the mark, or its publish failed after the log took it) is the same event (event_id_of): sent
+under the first one's offset, which servers that delivered it drop. A run's events go out in
+order: a claim holds all it owes, triggered first.
 A claim may be limited to the runs someone would hear (an audience of occupied rooms): a server
 process just started on the embedded default waits for the sockets of the one that died.
 """
@@ -66,6 +68,15 @@ def event_of(run: AutomationRun, stage: int) -> Event:
     if run.error:
         data["error"] = run.error
     return rooms, "automation:executed", data
+
+
+def event_id_of(claim: Claim, stage: int) -> str:
+    """The id in realtime's log of the event announcing `stage` of the claimed run: each stage
+    of a run is announced once (a closed run stays closed), so every emit of it, whoever claims
+    it and however often it is given back, is one event there (realtime's append is once per id,
+    for recovery.APPENDED_MS): one logged before its publish failed, delivered from the log, is
+    not sent again as a second copy by the sweep."""
+    return f"automation:{claim.pk}:{stage}"
 
 
 def _owing(now: datetime):
@@ -129,7 +140,8 @@ def announcements_claim(*, limit: int = ANNOUNCE_LIMIT, audience: set[str] | Non
 
 def announcement_done(claim: Claim, stage: int) -> None:
     """The claimed event of `stage` went out; after the claim's last, the claim ends. (A claim
-    that lapsed meanwhile and was taken again is the new holder's: its event went out twice.)"""
+    that lapsed meanwhile and was taken again is the new holder's: its event was emitted twice,
+    under one offset.)"""
     ended = {"announcing_until": None} if stage == claim.last else {}
     AutomationRun.objects.filter(pk=claim.pk, announcing_until=claim.until).update(announced=stage, **ended)
 

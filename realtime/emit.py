@@ -14,7 +14,7 @@ import logging
 import random
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import redis.exceptions
@@ -50,7 +50,12 @@ class RoomEvent:
     namespace: str = "/"
     offset: str | None = None  # set once the event is in the recovery log; retries keep it
     # Its append's id: a retry of an append whose answer was lost gets the first one's offset.
-    event_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    # A producer that emits an event again after giving up on it (a claim given back, the next
+    # pass) names it, so that second emit is the same event, not a new one ("": a random id).
+    event_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.event_id = self.event_id or secrets.token_hex(8)
 
 
 def encode_event(event: str, data: Any, namespace: str = "/", offset: str | None = None) -> list[str | bytes]:
@@ -117,9 +122,11 @@ def _rooms(room: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(validate_room(r) for r in rooms)
 
 
-async def emit(room: str | list[str], event: str, data: Any, *, namespace: str = "/") -> None:
-    """`event` to everyone in `room`, or in any of several rooms (each socket gets it once)."""
-    await emitter().emit(RoomEvent(_rooms(room), event, data, namespace))
+async def emit(room: str | list[str], event: str, data: Any, *, namespace: str = "/", event_id: str = "") -> None:
+    """`event` to everyone in `room`, or in any of several rooms (each socket gets it once).
+    An emit under the `event_id` of one already logged (within recovery.APPENDED_MS) is sent
+    under that one's offset: a socket that got it, live or from the log, does not get it twice."""
+    await emitter().emit(RoomEvent(_rooms(room), event, data, namespace, event_id=event_id))
 
 
 def recheck_room_sync(room: str, timeout: float | None = None) -> None:
@@ -129,12 +136,14 @@ def recheck_room_sync(room: str, timeout: float | None = None) -> None:
     _emit_sync_once(RoomEvent((validate_room(room),), "recheck", None, RECHECK_NAMESPACE), timeout)
 
 
-def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = "/", retry_for: float = 0) -> None:
+def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = "/", retry_for: float = 0,
+              event_id: str = "") -> None:
     """Emit from sync code (Celery tasks, views). With `retry_for`, a layer fault is retried with
     the event queue's backoff and jitter for that many seconds before EmitFailed is raised.
     A retry sends the event under the offset its first try logged (as the async emit's queue
-    does): sockets that got it then, or recover past it, do not get it twice."""
-    item = RoomEvent(_rooms(room), event, data, namespace)
+    does): sockets that got it then, or recover past it, do not get it twice. So does a later
+    emit under the same `event_id` (as `emit`'s), once this one raised EmitFailed."""
+    item = RoomEvent(_rooms(room), event, data, namespace, event_id=event_id)
     call_with_retries(lambda timeout: _emit_sync_once(item, timeout), retry_for, f"emit of {event} to {room}")
 
 

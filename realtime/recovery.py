@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 LOG_MAX_ENTRIES = 100_000
 # How long an append remembers that it was done, so a retry of it (its answer lost with the
 # connection, the command done) gets the same offset instead of logging the event twice: longer
-# than the retries of an emit (a Celery task's, five minutes).
+# than the retries of an emit (a Celery task's, five minutes), and than a domain's emit again of
+# an event it gave up on under the same id (a claim given back or lapsed: its 90 s lease, a pass).
 APPENDED_MS = 10 * 60 * 1000
 # An event's append, once: its id (a retry's) -> the offset it was given, else XADD and trim (as
 # in RedisEventLog.append's docstring) and remember the offset for APPENDED_MS.

@@ -15,6 +15,7 @@ class TcpProxy:
         self.refusing = False
         self.delay = 0.0  # seconds each chunk waits before it is passed on (a slow network)
         self._cut_on: tuple[bytes, int] | None = None  # (what, how many more) until a connection drops
+        self._cut_all_on_cut = False  # cut_on's `everything`
         self._lose_reply_to: bytes | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._server: asyncio.base_events.Server | None = None
@@ -36,10 +37,12 @@ class TcpProxy:
             upstream.transport.abort()
         self._pairs.clear()
 
-    def cut_on(self, what: bytes, nth: int = 1) -> None:
+    def cut_on(self, what: bytes, nth: int = 1, *, everything: bool = False) -> None:
         """Drop the connection that sends `what` to the target the `nth` time from now, before
-        it arrives (Redis going away at that instant); other connections carry on."""
-        self._cut_on = (what, nth)
+        it arrives (Redis going away at that instant); other connections carry on. With
+        `everything`, that instant is a `cut`: every connection drops, new ones are refused
+        until `restore` (Redis restarting)."""
+        self._cut_on, self._cut_all_on_cut = (what, nth), everything
 
     def lose_reply_to(self, what: bytes) -> None:
         """The next connection that sends `what` has it done by the target and never hears back:
@@ -85,6 +88,8 @@ class TcpProxy:
                     what, nth = self._cut_on
                     self._cut_on = (what, nth - data.count(what)) if nth > data.count(what) else None
                     if self._cut_on is None:
+                        if self._cut_all_on_cut:
+                            self.cut()
                         return  # the finally drops this connection; its reader's pipe ends too
                 if self.delay:
                     await asyncio.sleep(self.delay)

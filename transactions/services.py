@@ -382,6 +382,17 @@ class Claim:
     pk: int
     status: str
     until: datetime
+    event_id: str  # the event's id in realtime's log (event_id_of)
+
+
+def event_id_of(tx: TrackedTransaction) -> str:
+    """What the owed event announces: this row reaching its status, at its settlement's time (a
+    tx_timeout guess and the ledger's verdict that corrects it are two events). Every emit of it,
+    whoever claims it and however often it is given back, is one event in the log (realtime's
+    append is once per id, for recovery.APPENDED_MS): an emit logged before its publish failed is
+    delivered from the log, and the next pass's emit of it is not a second copy."""
+    settled = tx.confirmed_at if tx.status == Status.CONFIRMED else tx.failed_at if tx.status == Status.FAILED else None
+    return f"transactions:{tx.wallet_id}:{tx.hash}:{ms(tx.created_at)}:{tx.status}:{ms(settled) or ''}"
 
 
 def _claimable(now: datetime):
@@ -397,7 +408,7 @@ def _claim(tracked: TrackedTransaction, now: datetime) -> list[tuple[Claim, Even
     until = now + timedelta(seconds=settings.TRANSACTION_ANNOUNCE_LEASE_SECONDS)
     if _claimable(now).filter(pk=tracked.pk, status=tracked.status).update(announcing_until=until):
         name, data = event_of(tracked)
-        return [(Claim(tracked.pk, tracked.status, until), (rooms_of(tracked), name, data))]
+        return [(Claim(tracked.pk, tracked.status, until, event_id_of(tracked)), (rooms_of(tracked), name, data))]
     return []
 
 
@@ -416,7 +427,8 @@ def tracked_announce_now(tracked: TrackedTransaction) -> list[tuple[Claim, Event
 
 def announcement_done(claim: Claim) -> None:
     """The claimed event went out: its status is announced, the claim ends. (A claim that
-    lapsed meanwhile and was taken again is the new holder's to end: its event went out twice.)"""
+    lapsed meanwhile and was taken again is the new holder's to end: its event was emitted twice,
+    under one offset: event_id_of.)"""
     TrackedTransaction.objects.filter(pk=claim.pk, announcing_until=claim.until).update(announced=claim.status, announcing_until=None)
 
 

@@ -40,7 +40,7 @@ def _announce_sync(claims, retry_for: float | None = None) -> list[str]:
     sent = []
     for claim, (rooms, event, data) in claims:
         try:
-            emit_sync(rooms, event, data, retry_for=emit_retry_seconds() if retry_for is None else retry_for)
+            emit_sync(rooms, event, data, retry_for=emit_retry_seconds() if retry_for is None else retry_for, event_id=claim.event_id)
         except Exception:
             services.announcement_release(claim)
             logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])
@@ -160,7 +160,7 @@ class InProcessWatcher:
 async def announce_owed_async() -> None:
     for claim, (rooms, event, data) in await database_sync_to_async(services.announcements_claim)():
         try:
-            await emit(rooms, event, data)  # a layer fault waits in the process's event queue
+            await emit(rooms, event, data, event_id=claim.event_id)  # a layer fault waits in the process's event queue
         except Exception:
             await database_sync_to_async(services.announcement_release)(claim)
             logger.exception("transactions: %s for %s not emitted; the next pass retries", event, data["hash"])

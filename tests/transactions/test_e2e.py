@@ -254,6 +254,52 @@ async def test_a_hash_registered_while_redis_is_away_is_answered_at_once_and_ann
         redis.stop()
 
 
+async def test_a_pending_logged_before_its_publish_failed_reaches_a_socket_once(horizon, tmp_path):
+    """Redis goes away (for about a second) between the view's log append of `transaction:pending`
+    and its PUBLISH: the view gives its claim back, the server's subscriber, once back, delivers
+    the event from the log, and the watcher's next pass emits it again. That emit is the same
+    event (its id names the row and its status), so the socket gets it once and the log holds it
+    once. Before: the pass logged it as a new event, under a new offset, and the socket got it
+    twice, the second copy late."""
+    import msgpack
+    import redis.asyncio
+
+    redis_server = RedisProcess(tmp_path).start()
+    proxy = await TcpProxy(redis_server.port).start()
+    env = {**SERVER_ENV, "STELLAR_HORIZON_URL": horizon.url, "DATABASE_URL": fresh_sqlite(tmp_path),
+           "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0", "TRANSACTIONS_IN_PROCESS": "true", "TRANSACTION_DEADLINE_SECONDS": "600"}
+    await asyncio.to_thread(manage, env, "migrate", "--noinput")
+    user = str(uuid.uuid4())
+    wallet = (await asyncio.to_thread(make_wallets, env, {"w": user}))["w"]
+    log_path = ARTIFACTS / f"transactions-publish-lost-{os.getpid()}.log"
+    server = await asyncio.to_thread(start_daphne, "galaxy.asgi:application", env, log_path)
+    direct = redis.asyncio.Redis(port=redis_server.port)
+    client = None
+    try:
+        client = await signed_in(server, user)
+        proxy.cut_on(b"PUBLISH", everything=True)  # logged, then Redis restarts before the publish
+        tx_hash = new_hash()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async with session.post(f"{server.url}/api/transactions/", json={"walletId": wallet["id"], "hash": tx_hash},
+                                    headers={"Authorization": f"Bearer {token(user)}"}) as response:
+                assert response.status == 201, await response.text()
+        assert f"transaction:pending for {tx_hash} not emitted" in log_path.read_text()  # the view's claim, given back
+        proxy.restore()
+        assert (await client.next("transaction:pending", timeout=30))["hash"] == tx_hash
+        await asyncio.sleep(5)  # the pass's emit, retried from the event queue, and the gap fill
+        again = client.drain("transaction:pending")
+        entries = [(entry_id.decode(), *msgpack.unpackb(fields[b"m"], raw=False)) for entry_id, fields in await direct.xrange("galaxy:events")]
+        logged = [offset for offset, _, _, event, data in entries if event == "transaction:pending" and data["hash"] == tx_hash]
+        assert (len(again), len(logged)) == (0, 1), f"received again: {again}; logged under {logged}"
+    finally:
+        if client is not None:
+            await client.close()
+        await direct.aclose()
+        server.stop()
+        await proxy.stop()
+        redis_server.stop()
+
+
 async def test_history_merges_horizon_newest_first_and_limits(server, horizon, wallets):
     bob = await signed_in(server, BOB)
     try:
