@@ -93,8 +93,8 @@ class GalaxyNamespace(Namespace):
                 await self.sign_in(socket, principal)
             except AuthFailed:  # told through auth_error; the socket stays, anonymous, and
                 await self._leave_private_rooms(socket)  # out of those a recovery gave back
-        elif socket.data.pop("expired_while_away", False):
-            await socket.emit("auth_error", {"error": "token expired"})
+        elif (error := socket.data.pop("auth_error_once_connected", None)) is not None:
+            await socket.emit("auth_error", {"error": error})
         elif (user := socket.data.get("user")) is not None and "expiry" not in socket.data:
             # The user a recovery restored, now that its rooms are joined: a sign-out at expiry
             # must find them all to leave them (one armed before the joins could miss the last).
@@ -113,15 +113,22 @@ class GalaxyNamespace(Namespace):
     async def on_recover(self, socket: Socket, state: dict, rooms: set[str]) -> set[str]:
         """Restore the user (the one of a token sent with this CONNECT, which on_connected signs
         in, else the saved one while its token is valid); keep only rooms it may still join."""
-        saved = state.get("user")
-        user = socket.data.get("pending_user")
-        if user is None and saved and saved["expires_at"] > time.time():
+        saved, sent, now = state.get("user"), socket.data.get("pending_user"), time.time()
+        user = None
+        if sent is not None:
+            # It decides (on_connected signs it in). One the verifier let through expired (its
+            # leeway is for clocks apart) opens no private room: its sign-out follows at once,
+            # and the replay must not send what came for the user after its token's end.
+            user = sent if sent.expires_at > now else None
+        elif saved and saved["expires_at"] > now:
             candidate = Principal(saved["user_id"], saved["email"], tuple(saved["permissions"]), saved["expires_at"])
             if await self.connection_limit.acquire(candidate.user_id, socket.sid):
                 user = candidate
                 socket.data["user"] = user  # its expiry is armed once its rooms are back (on_connected)
-        elif user is None and saved:
-            socket.data["expired_while_away"] = True  # said once connected, as a live expiry is
+            else:  # the user's other tabs took its slot meanwhile: said once connected, as a sign-in's
+                socket.data["auth_error_once_connected"] = "too many connections"
+        elif saved:
+            socket.data["auth_error_once_connected"] = "token expired"  # as a live expiry says it
         self.heartbeat.add(socket)
         allowed = set()
         for room in rooms:

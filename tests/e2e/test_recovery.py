@@ -430,6 +430,70 @@ async def test_a_recovered_socket_whose_token_expired_meanwhile_is_told(server):
         await ws.close()
 
 
+async def _events_until(ws, name: str, within: float = 10) -> list[str]:
+    """The names of the events that come before `name`, which must come within `within` s."""
+    seen = []
+    while (event := (await _next_frame_event(ws, within)))[0] != name:
+        seen.append(event[0])
+    return seen
+
+
+async def _next_frame_event(ws, within: float) -> list:
+    while True:
+        frame = await asyncio.wait_for(ws.recv(), within)
+        if frame == "2":
+            await ws.send("3")
+        elif frame.startswith("42"):
+            return json.loads(frame[2:])
+
+
+async def test_a_recovery_resending_its_expired_token_replays_nothing_of_the_user_after_it(server):
+    """socket.io-client resends its `auth` on each reconnection, the token it had: expired while
+    the network was down, yet inside the verifier's leeway (30 s, for clocks apart). The user's
+    events from after it must not be replayed to the socket it opens no room for any more.
+    Before: the private room came back, the replay sent them, then `auth_error` came."""
+    user = "4f607182-93a4-4b5c-8d7e-f90a1b2c3d4e"
+    short = manage(server.env, "mint_token", "--user", user, "--ttl", "2").stdout.strip()
+    ws, sid, pid, offset = await _socket(server, {"token": short})
+    await _next_event(ws, "authenticated")
+    ws.transport.abort()  # the network drops
+    await asyncio.sleep(3)  # the token expires meanwhile
+    await emit_via_server(server, f"user:{user}", "notification", {"after": "its token's end"})
+    ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
+    try:
+        assert (await ws.recv()).startswith("0")
+        await ws.send("40" + json.dumps({"token": short, "pid": pid, "offset": offset}))
+        assert json.loads((await asyncio.wait_for(ws.recv(), 10))[2:])["sid"] == sid  # recovered
+        assert "notification" not in await _events_until(ws, "auth_error")
+        with pytest.raises(asyncio.TimeoutError):
+            await _next_event(ws, "notification", within=1)
+    finally:
+        await ws.close()
+
+
+async def test_a_recovery_that_finds_its_users_slots_taken_is_told(server):
+    """Its user's other tabs took every connection slot (MAX_CONNECTIONS_PER_USER, 5 here) while
+    it was away: it comes back anonymous and is told `auth_error {error: "too many
+    connections"}`, as a sign-in is. Before: anonymous, and nothing said."""
+    user = "5f607182-93a4-4b5c-9d7e-f90a1b2c3d4f"
+    sid, pid, offset = await _signed_in_by_event_then_dropped(server, user, ttl=600)
+    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    tabs = [Client() for _ in range(5)]
+    try:
+        for tab in tabs:
+            await tab.connect(server, auth={"token": token})
+            await tab.next("authenticated")
+        ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
+        try:
+            assert again == sid
+            assert (await _next_event(ws, "auth_error"))[1] == {"error": "too many connections"}
+        finally:
+            await ws.close()
+    finally:
+        for tab in tabs:
+            await tab.close()
+
+
 async def test_a_recovered_user_still_expires_when_its_token_does(server):
     """The user a recovery restores keeps its token's expiry: at it, `auth_error {error: "token
     expired"}` and its private rooms are left, as for a socket that never dropped."""
