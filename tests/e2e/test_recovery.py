@@ -387,12 +387,19 @@ async def _socket(server, connect: dict) -> tuple:
 
 async def _next_event(ws, name: str, within: float = 10) -> list:
     deadline = asyncio.get_running_loop().time() + within
+    while (event := await _next_frame_event(ws, deadline - asyncio.get_running_loop().time()))[0] != name:
+        pass
+    return event
+
+
+async def _next_frame_event(ws, within: float) -> list:
+    """The next event's [name, *args] to come within `within` s."""
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         frame = await asyncio.wait_for(ws.recv(), deadline - asyncio.get_running_loop().time())
         if frame == "2":  # Engine.IO's ping: answered, or the server closes a quiet client
             await ws.send("3")
-            continue
-        if frame.startswith("42") and json.loads(frame[2:])[0] == name:
+        elif frame.startswith("42"):
             return json.loads(frame[2:])
 
 
@@ -436,15 +443,6 @@ async def _events_until(ws, name: str, within: float = 10) -> list[str]:
     while (event := (await _next_frame_event(ws, within)))[0] != name:
         seen.append(event[0])
     return seen
-
-
-async def _next_frame_event(ws, within: float) -> list:
-    while True:
-        frame = await asyncio.wait_for(ws.recv(), within)
-        if frame == "2":
-            await ws.send("3")
-        elif frame.startswith("42"):
-            return json.loads(frame[2:])
 
 
 async def test_a_recovery_resending_its_expired_token_replays_nothing_of_the_user_after_it(server):
