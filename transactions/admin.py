@@ -15,5 +15,5 @@ class WalletAdmin(admin.ModelAdmin):
 class TrackedTransactionAdmin(admin.ModelAdmin):
     list_display = ("hash", "wallet", "status", "amount", "asset", "ledger", "error_code", "created_at")
     list_filter = ("status", "network")
-    search_fields = ("hash", "user_id", "from_address", "to_address")
+    search_fields = ("hash", "wallet__owner_id", "from_address", "to_address")
     readonly_fields = ("announced", "paging_token", "created_at", "updated_at")

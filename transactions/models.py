@@ -53,7 +53,10 @@ class Wallet(models.Model):
 
 
 class TrackedTransaction(models.Model):
-    """One transaction as one wallet sees it (a payment between two of our wallets is two rows)."""
+    """One transaction as one wallet sees it (a payment between two of our wallets is two rows).
+
+    Whose it is, is read from its wallet each time (no copy of the owner): a wallet that changes
+    hands takes its transactions with it, as it takes its room."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -62,7 +65,6 @@ class TrackedTransaction(models.Model):
 
     hash = models.CharField(max_length=64, validators=[validate_hash], db_index=True)
     wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="transactions")
-    user_id = models.CharField(max_length=64, db_index=True, help_text="the wallet owner's Supabase user id")
     from_address = models.CharField(max_length=56, blank=True)
     to_address = models.CharField(max_length=56, blank=True)
     amount = models.DecimalField(max_digits=26, decimal_places=7, default=0)

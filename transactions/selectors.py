@@ -41,11 +41,14 @@ def user_wallets(*, user_id: str) -> list[Wallet]:
 
 
 def tracked_of_user(*, user_id: str, tx_hash: str) -> TrackedTransaction | None:
-    return TrackedTransaction.objects.filter(hash=tx_hash, user_id=user_id).select_related("wallet").order_by("-updated_at").first()
+    """The caller's row of `tx_hash`: one of a wallet the caller owns now (a moved wallet's
+    transactions went with it)."""
+    return (TrackedTransaction.objects.filter(hash=tx_hash, wallet__owner_id=user_id).select_related("wallet")
+            .order_by("-updated_at").first())
 
 
 def wallet_history(*, wallet: Wallet, limit: int) -> list[TrackedTransaction]:
-    return list(TrackedTransaction.objects.filter(wallet=wallet).order_by("-created_at")[:limit])
+    return list(TrackedTransaction.objects.filter(wallet=wallet).select_related("wallet").order_by("-created_at")[:limit])
 
 
 def pending_hashes() -> list[str]:

@@ -71,13 +71,15 @@ def amount_number(value: Decimal) -> float:
 
 
 # -- payloads (the seed's fields, numbers as numbers, times in epoch ms) -----------------------
+# A transaction is its wallet's owner's *now* (tx.wallet: load it with the row, select_related):
+# after a move, its events, its userId and its status are the new owner's, as the wallet's room is.
 
 def rooms_of(tx: TrackedTransaction) -> list[str]:
-    return [f"wallet:{tx.wallet_id}", f"user:{tx.user_id}"]
+    return [f"wallet:{tx.wallet_id}", f"user:{tx.wallet.owner_id}"]
 
 
 def event_of(tx: TrackedTransaction) -> tuple[str, dict]:
-    base = {"hash": tx.hash, "userId": tx.user_id, "walletId": str(tx.wallet_id)}
+    base = {"hash": tx.hash, "userId": tx.wallet.owner_id, "walletId": str(tx.wallet_id)}
     if tx.status == Status.CONFIRMED:
         data = {**base, "confirmedAt": ms(tx.confirmed_at)}
         if tx.ledger is not None:
@@ -92,7 +94,7 @@ def event_of(tx: TrackedTransaction) -> tuple[str, dict]:
 def status_of(tx: TrackedTransaction) -> dict:
     """A transaction as `transaction:status` and history entries show it."""
     data = {
-        "hash": tx.hash, "userId": tx.user_id, "walletId": str(tx.wallet_id), "status": tx.status,
+        "hash": tx.hash, "userId": tx.wallet.owner_id, "walletId": str(tx.wallet_id), "status": tx.status,
         "fromAddress": tx.from_address, "toAddress": tx.to_address, "amount": amount_number(tx.amount),
         "asset": tx.asset, "network": tx.network, "createdAt": ms(tx.created_at), "source": "server",
     }
@@ -175,7 +177,7 @@ def _track(*, wallet: Wallet, tx_hash: str, movement: Movement, max_time: int = 
     try:
         with transaction.atomic():
             tracked, _ = TrackedTransaction.objects.get_or_create(hash=tx_hash, wallet=wallet, defaults={
-                "user_id": wallet.owner_id, "from_address": movement.from_address, "to_address": movement.to_address,
+                "from_address": movement.from_address, "to_address": movement.to_address,
                 "amount": movement.amount, "asset": movement.asset, "network": wallet.network,
                 "expires_at": deadline_from(now, max_time),
             })
@@ -314,7 +316,7 @@ def wallet_record_page(*, wallet_id: str, since: str, records: list[dict]) -> st
             tracked = TrackedTransaction.objects.select_for_update().filter(hash=record["hash"], wallet=wallet).first()
             if tracked is None:
                 movement = movement_of_record(record, wallet.network)
-                tracked = TrackedTransaction(hash=record["hash"], wallet=wallet, user_id=wallet.owner_id, network=wallet.network,
+                tracked = TrackedTransaction(hash=record["hash"], wallet=wallet, network=wallet.network,
                                              from_address=movement.from_address, to_address=movement.to_address,
                                              amount=movement.amount, asset=movement.asset)
             elif tracked.status != Status.PENDING and not (tracked.error_code == TIMEOUT_CODE and tracked.ledger is None):
@@ -387,17 +389,20 @@ class Claim:
 
 def event_id_of(tx: TrackedTransaction) -> str:
     """What the owed event announces: this row reaching its status, at its settlement's time (a
-    tx_timeout guess and the ledger's verdict that corrects it are two events). Every emit of it,
-    whoever claims it and however often it is given back, is one event in the log (realtime's
-    append is once per id, for recovery.APPENDED_MS): an emit logged before its publish failed is
-    delivered from the log, and the next pass's emit of it is not a second copy."""
+    tx_timeout guess and the ledger's verdict that corrects it are two events), to its wallet's
+    owner. Every emit of it, whoever claims it and however often it is given back, is one event in
+    the log (realtime's append is once per id, for recovery.APPENDED_MS): an emit logged before its
+    publish failed is delivered from the log, and the next pass's emit of it is not a second copy.
+    The owner is in it because a repeat claimed after the wallet moved goes to other rooms: under
+    the first emit's offset it would reach the new owner from no log entry of theirs, and a server
+    that delivered that offset to the old owner would drop it."""
     settled = tx.confirmed_at if tx.status == Status.CONFIRMED else tx.failed_at if tx.status == Status.FAILED else None
-    return f"transactions:{tx.wallet_id}:{tx.hash}:{ms(tx.created_at)}:{tx.status}:{ms(settled) or ''}"
+    return f"transactions:{tx.wallet_id}:{tx.hash}:{ms(tx.created_at)}:{tx.status}:{ms(settled) or ''}:{tx.wallet.owner_id}"
 
 
 def _claimable(now: datetime):
     """Rows owing an event that no live claim holds."""
-    return (TrackedTransaction.objects.exclude(announced=F("status"))
+    return (TrackedTransaction.objects.exclude(announced=F("status")).select_related("wallet")
             .filter(Q(announcing_until__isnull=True) | Q(announcing_until__lte=now)))
 
 

@@ -300,6 +300,50 @@ async def test_a_pending_logged_before_its_publish_failed_reaches_a_socket_once(
         redis_server.stop()
 
 
+async def test_a_moved_wallets_pending_transaction_settles_to_its_new_owner_only(horizon, tmp_path):
+    """A wallet with a pending transaction is moved to another user by a model save (what the
+    admin's change form does). Its transactions are the wallet's owner's now, as its room is:
+    the settlement goes to the new owner (userId too), the old owner hears nothing of it and
+    cannot read its status. Before: `transaction:confirmed` went to `user:{old}` with the old
+    userId, the new owner got nothing, and the old owner's get_status answered in full.
+    On Redis, so the shell's save reaches the server's sockets (the old owner leaves the room)."""
+    redis = RedisProcess(tmp_path).start()
+    env = {**SERVER_ENV, "STELLAR_HORIZON_URL": horizon.url, "DATABASE_URL": fresh_sqlite(tmp_path),
+           "REDIS_URL": redis.url, "TRANSACTIONS_IN_PROCESS": "true", "TRANSACTION_DEADLINE_SECONDS": "600"}
+    await asyncio.to_thread(manage, env, "migrate", "--noinput")
+    old, new = str(uuid.uuid4()), str(uuid.uuid4())
+    wallet = (await asyncio.to_thread(make_wallets, env, {"w": old}))["w"]
+    server = await asyncio.to_thread(start_daphne, "galaxy.asgi:application", env, ARTIFACTS / f"transactions-moved-{os.getpid()}.log")
+    a = b = None
+    try:
+        a, b = await signed_in(server, old), await signed_in(server, new)
+        room = f"wallet:{wallet['id']}"
+        assert (await a.call("transaction:subscribe", {"walletId": wallet["id"]}))["ok"] is True
+        await a.next("subscribed")
+        tx_hash = new_hash()
+        assert (await post(server, "/api/transactions/", old, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
+        assert (await a.next("transaction:pending"))["userId"] == old  # the owner then
+        await asyncio.to_thread(manage, env, "shell", "-c", "\n".join([
+            "from transactions.models import Wallet",
+            f"w = Wallet.objects.get(id={wallet['id']!r})", f"w.owner_id = {new!r}", "w.save()",
+        ]))
+        assert (await a.next("unsubscribed", timeout=15))["room"] == room
+        record = await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "4", hash=tx_hash)
+        confirmed = await b.next("transaction:confirmed", timeout=15)
+        assert confirmed["hash"] == tx_hash and confirmed["userId"] == new and confirmed["blockNumber"] == record["ledger"]
+        await a.none("transaction:confirmed", 1.5)
+        reply = await a.call("transaction:get_status", {"hash": tx_hash})
+        assert reply["ok"] is False and reply["error"]["code"] == "not_found", reply  # as any other user's
+        reply = await b.call("transaction:get_status", {"hash": tx_hash})
+        assert reply["ok"] is True and reply["userId"] == new and reply["status"] == "confirmed", reply
+    finally:
+        for client in (a, b):
+            if client is not None:
+                await client.close()
+        server.stop()
+        redis.stop()
+
+
 async def test_history_merges_horizon_newest_first_and_limits(server, horizon, wallets):
     bob = await signed_in(server, BOB)
     try:

@@ -126,7 +126,7 @@ async def test_a_lapsed_claim_ends_only_itself_not_the_claim_taken_after_it(stac
         "class Done(Exception): pass",
         "try:",
         "    with transaction.atomic():",
-        f"        row = TrackedTransaction.objects.create(hash={new_hash()!r}, wallet=Wallet.objects.get(id={wallet['id']!r}), user_id={user!r}, network='testnet')",
+        f"        row = TrackedTransaction.objects.create(hash={new_hash()!r}, wallet=Wallet.objects.get(id={wallet['id']!r}), network='testnet')",
         "        [(first, _)] = services.tracked_announce_now(row)",
         f"        time.sleep({LEASE_SECONDS} + 0.2)",
         "        [(second, _)] = services.tracked_announce_now(row)",
