@@ -220,52 +220,67 @@ class GalaxyNamespace(Namespace):
 
     async def sign_in(self, socket: Socket, principal: Principal) -> dict:
         """Make `principal` the socket's user: count it, join user:{id}, say `authenticated`."""
-        if not socket.connected or socket.session.closed:
-            # It left while its token was being checked: nothing to sign in, nothing to hold.
-            raise AuthFailed("disconnected")
-        current: Principal | None = socket.data.get("user")
-        if current is not None and current.user_id != principal.user_id:
-            await self._forget_user(socket)
-            await self._leave_private_rooms(socket)
-        elif current is not None:  # the same user, maybe no longer `admin`: only what it may keep
-            await self._leave_rooms_refused(socket, principal)
-        user_room = f"user:{principal.user_id}"  # a valid room: the verifier took only such ids
-        if not await self.connection_limit.acquire(principal.user_id, socket.sid):
-            return await self._auth_error(socket, "too many connections")
-        if not socket.connected:  # it left during acquire: give the slot back
-            await self.connection_limit.release(principal.user_id, socket.sid)
-            raise AuthFailed("disconnected")
-        self._cancel_expiry(socket)
-        socket.data["user"] = principal
-        try:
-            await socket.join(user_room)
-        finally:
-            # Armed once the room is the socket's (or its join failed): the sign-out it brings
-            # (at once, for a token inside the leeway) must find the room there to leave it.
-            if socket.connected:
-                self._arm_expiry(socket, principal)
-        reply = {"userId": principal.user_id, "userEmail": principal.email, "permissions": list(principal.permissions)}
-        await socket.emit("authenticated", reply)
-        return reply
+        async with self._turn(socket):
+            if not socket.connected or socket.session.closed:
+                # It left while its token was being checked: nothing to sign in, nothing to hold.
+                raise AuthFailed("disconnected")
+            current: Principal | None = socket.data.get("user")
+            if current is not None and current.user_id != principal.user_id:
+                await self._forget_user(socket)
+                await self._leave_private_rooms(socket)
+            elif current is not None:  # the same user, maybe no longer `admin`: only what it may keep
+                await self._leave_rooms_refused(socket, principal)
+            user_room = f"user:{principal.user_id}"  # a valid room: the verifier took only such ids
+            if not await self.connection_limit.acquire(principal.user_id, socket.sid):
+                return await self._auth_error(socket, "too many connections")
+            if not socket.connected:  # it left during acquire: give the slot back
+                await self.connection_limit.release(principal.user_id, socket.sid)
+                raise AuthFailed("disconnected")
+            self._cancel_expiry(socket)
+            socket.data["user"] = principal
+            try:
+                await socket.join(user_room)
+            finally:
+                # Armed once the room is the socket's (or its join failed): the sign-out it brings
+                # (at once, for a token inside the leeway) must find the room there to leave it.
+                if socket.connected:
+                    self._arm_expiry(socket, principal)
+            reply = {"userId": principal.user_id, "userEmail": principal.email, "permissions": list(principal.permissions)}
+            await socket.emit("authenticated", reply)
+            return reply
 
     async def _auth_error(self, socket: Socket, message: str) -> dict:
         await socket.emit("auth_error", {"error": message})
         raise AuthFailed(message)
 
+    @staticmethod
+    def _turn(socket: Socket) -> asyncio.Lock:
+        """Held by a sign-in or a sign-out from its first check to its last change: both await
+        (Redis, joins, leaves), and interleaved, an expiry's sign-out took the user and the slot
+        from under a fresh sign-in of the same user (its ZREM after the sign-in's ZADD), which
+        then acted as signed in without counting towards MAX_CONNECTIONS_PER_USER. Sign-ins
+        never overlap (a socket's packets are handled one at a time); an expiry is its own task."""
+        lock = socket.data.get("turn")
+        if lock is None:
+            lock = socket.data["turn"] = asyncio.Lock()  # ~100 bytes, only on sockets that sign in
+        return lock
+
     def _arm_expiry(self, socket: Socket, principal: Principal) -> None:
         delay = max(0.0, principal.expires_at - time.time())
-        socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket)
+        socket.data["expiry"] = self.expiry_timers.call_later(delay, self._expired, socket, principal)
 
-    def _expired(self, socket: Socket) -> None:
-        asyncio.ensure_future(self.sign_out(socket, "token expired"))
+    def _expired(self, socket: Socket, principal: Principal) -> None:
+        asyncio.ensure_future(self.sign_out(socket, principal, "token expired"))
 
-    async def sign_out(self, socket: Socket, reason: str) -> None:
-        """The token ran out: leave private rooms, become anonymous, may authenticate again."""
-        if not socket.connected or socket.data.get("user") is None:
-            return
-        await self._forget_user(socket)
-        await self._leave_private_rooms(socket)
-        await socket.emit("auth_error", {"error": reason})
+    async def sign_out(self, socket: Socket, principal: Principal, reason: str) -> None:
+        """`principal`'s token ran out: unless the socket has signed in again since (another
+        user, or a fresh token), leave private rooms, become anonymous, may authenticate again."""
+        async with self._turn(socket):
+            if not socket.connected or socket.data.get("user") is not principal:
+                return
+            await self._forget_user(socket)
+            await self._leave_private_rooms(socket)
+            await socket.emit("auth_error", {"error": reason})
 
     async def _forget_user(self, socket: Socket) -> None:
         self._cancel_expiry(socket)

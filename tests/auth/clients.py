@@ -21,6 +21,7 @@ class Client:
     def __init__(self) -> None:
         self.sio = socketio.AsyncClient(reconnection=False)
         self.queues: dict[str, asyncio.Queue] = defaultdict(asyncio.Queue)
+        self.order: list[str] = []  # every event's name, in the order they arrived
         self.connect_errors: asyncio.Queue = asyncio.Queue()
         self.disconnected = asyncio.Event()
         self.sio.on("*", self._record)
@@ -29,6 +30,7 @@ class Client:
 
     async def _record(self, event: str, *args: Any) -> None:
         # The first argument is the payload; a room event may carry its recovery offset after it.
+        self.order.append(event)
         self.queues[event].put_nowait(args[0] if args else None)
 
     async def _on_disconnect(self, *args: Any) -> None:

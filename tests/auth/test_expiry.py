@@ -4,13 +4,15 @@ left (room emits no longer arrive), public rooms kept, and a fresh token signs i
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 
 import pytest
+import redis
 
 from tests.auth.clients import connected, emit_from_server, receives_room_emit
-from tests.auth.conftest import create_rows, new_user
+from tests.auth.conftest import AUTH_REDIS_URL, create_rows, new_user
 
 TTL = 1.5  # seconds: short enough to wait for, long enough to subscribe first
 
@@ -107,3 +109,48 @@ async def test_a_token_inside_the_leeway_expires_during_its_sign_in_and_keeps_no
     assert not await receives_room_emit(server, client, f"user:{user}", within=0.5)
     assert client.sio.connected
     await client.close()
+
+
+RACE_ROUNDS = 40
+
+
+@pytest.mark.parametrize("expiry", ["leeway", "natural"])
+async def test_an_old_tokens_expiry_does_not_sign_out_a_fresh_sign_in(fleet, supabase, expiry):
+    """The same user's fresh token, sent as the old one runs out: whichever the server handles
+    first, the socket ends signed in, its connection slot held and user:{id} delivering. The old
+    token's sign-out once signed out the fresh sign-in after it, or took the slot from under it
+    (the socket still acted as the user, but the per-user limit no longer counted it)."""
+    server = fleet["redis-1"]
+    slots = redis.Redis.from_url(AUTH_REDIS_URL)
+
+    async def round_() -> None:
+        user = new_user()
+        if expiry == "leeway":  # inside the verifier's leeway: accepted, and expires during its sign-in
+            client = await connected(server)
+            await client.emit("authenticate", {"token": supabase.token(user, exp=time.time() - 5)})
+        else:  # the fresh token arrives within a few milliseconds of the first one's exp
+            expires = time.time() + TTL
+            client = await connected(server, auth={"token": supabase.token(user, exp=expires)})
+            await asyncio.sleep(expires + random.uniform(-0.01, 0.01) - time.time())
+        try:
+            sid = (await client.next("connected"))["socketId"]
+            ack = await client.authenticate(supabase.token(user))
+            assert ack["ok"] is True and ack["userId"] == user, ack
+            await asyncio.sleep(0.3)  # the old token's sign-out, if any, has run
+            auth_events = [e for e in client.order if e in ("authenticated", "auth_error")]
+            assert auth_events[-1] == "authenticated", f"signed out at the end: {auth_events}"
+            assert (await client.call("subscribe", {"room": f"user:{user}"}))["ok"] is True, "not signed in"
+            key = f"{server.env['REDIS_PREFIX']}:conns:{user}"
+            assert await asyncio.to_thread(slots.zscore, key, sid) is not None, "signed in, but holds no connection slot"
+            assert await receives_room_emit(server, client, f"user:{user}"), "user:{id} does not deliver"
+        finally:
+            await client.close()
+
+    # Signed in once first, so the burst does not find the server's JWKS still unfetched.
+    await (await connected(server, auth={"token": supabase.token(new_user())})).close()
+    try:
+        results = await asyncio.gather(*(round_() for _ in range(RACE_ROUNDS)), return_exceptions=True)
+    finally:
+        slots.close()
+    failures = [str(r).splitlines()[0] for r in results if r is not None]
+    assert not failures, f"{len(failures)} of {RACE_ROUNDS} rounds: {sorted(set(failures))}"
