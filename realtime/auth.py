@@ -78,6 +78,7 @@ class _KeySet:
     fetched_at: float = float("-inf")  # never: monotonic time may be small after boot
     refetched_at: float = float("-inf")  # the last refetch for an unknown kid
     failed: bool = False  # the last fetch failed
+    fetching: asyncio.Future | None = None  # the fetch under way, which every verify waits for
 
 
 def _plain_hs256_key(secret: str | None) -> bytes | None:
@@ -213,7 +214,13 @@ class TokenVerifier:
             raise AuthFailed("token has no key id (kid)")
         keyset = self._keysets.setdefault(self.issuer, _KeySet())
         now = time.monotonic()
-        if now - keyset.fetched_at > JWKS_TTL_SECONDS:
+        fetching = keyset.fetching
+        if fetching is not None and fetching.get_loop() is asyncio.get_running_loop():
+            # One fetch at a time: the tokens that come while it runs (a reconnect storm on a
+            # fresh process, a new key's first tokens) wait for its keys. Before, only the token
+            # that started it did; the others found no key ("unknown signing key").
+            await asyncio.shield(fetching)
+        elif now - keyset.fetched_at > JWKS_TTL_SECONDS:
             await self._refresh(keyset)
         elif kid not in keyset.keys and now - keyset.refetched_at > JWKS_REFETCH_MIN_SECONDS:
             keyset.refetched_at = now
@@ -228,8 +235,15 @@ class TokenVerifier:
         return jwk.key
 
     async def _refresh(self, keyset: _KeySet) -> None:
-        # No lock: two concurrent refreshes cost one extra request and agree on the result.
         keyset.fetched_at = time.monotonic()  # a failed fetch also waits before the next
+        keyset.fetching = fetching = asyncio.ensure_future(self._fetch(keyset))
+        try:
+            await asyncio.shield(fetching)
+        finally:
+            if keyset.fetching is fetching:
+                keyset.fetching = None
+
+    async def _fetch(self, keyset: _KeySet) -> None:
         try:
             async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS) as client:
                 response = await client.get(self.jwks_url)

@@ -142,6 +142,22 @@ async def test_an_unknown_kid_refetches_once_after_the_minimum_interval(clock, s
     assert standin.jwks_fetches == 2
 
 
+async def test_tokens_that_come_while_the_keys_are_fetched_wait_for_them(clock, standin):
+    """A burst of tokens on a fresh process (a deploy's reconnect storm), then a burst signed with
+    a key just rotated in: every one is accepted, each burst on one fetch. Before: only the token
+    that started a fetch waited for it; the others found no key ("unknown signing key")."""
+    import asyncio
+
+    verifier = verifier_for(standin)
+    users = [f"u{n}" for n in range(20)]
+    principals = await asyncio.gather(*(verifier.verify(standin.token(user)) for user in users))
+    assert [p.user_id for p in principals] == users and standin.jwks_fetches == 1
+    clock.now += 31
+    new = standin.add_key("ES256")
+    principals = await asyncio.gather(*(verifier.verify(standin.token(user, key=new)) for user in users))
+    assert [p.user_id for p in principals] == users and standin.jwks_fetches == 2
+
+
 async def test_the_first_fetch_does_not_depend_on_how_long_the_host_has_been_up(clock, standin):
     """time.monotonic() counts from boot: on a host (VM, container sandbox) up for 5 s the
     empty cache must still be fetched on first use."""
