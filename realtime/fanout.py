@@ -82,7 +82,7 @@ class Fanout:
         # async (room, its local sockets) -> None: asks the policy again (namespace.recheck_room)
         self.recheck = recheck
         self._rechecks: set[asyncio.Task] = set()
-        self._checking: dict[Socket, set[str]] = {}  # socket -> its rooms being re-checked (hold)
+        self._checking: dict[Socket, set[object]] = {}  # socket -> the re-checks holding it (hold)
         # async (last offset delivered, {room: joined at, epoch ms}) -> room messages logged
         # since (gap_fill.LogGapFill); None where the layer cannot lose messages (in memory).
         self.fill_gap = fill_gap
@@ -169,30 +169,33 @@ class Fanout:
             targets = list(self._members.get((namespace, rooms[0]), ()))
         else:
             targets = list(dict.fromkeys(s for room in rooms for s in self._members.get((namespace, room), ())))
+        held_for, oldest = tuple(rooms), None  # each made once per call, if a socket needs it
         for socket in targets:
             if socket.withheld is not None:  # one of its rooms is being re-checked (hold)
-                socket.withheld.append((tuple(rooms), events))
+                socket.withheld.append((held_for, events))
             elif socket.recovering is not None:  # replaying missed events: hold live ones back
                 socket.recovering.extend(events)
             elif socket.replayed is not None:  # recovered lately: not what its replay sent
-                _push_unreplayed(socket, events)
+                oldest = oldest or _oldest(events)
+                _push_unreplayed(socket, events, frames, oldest)
             else:
                 _push(socket, frames)
 
-    def hold(self, socket: Socket, room: str) -> None:
-        """Keep `socket`'s live room frames back until `release(socket, room)`: who may be in
-        `room` is being asked again, and what comes meanwhile may be for its new owner."""
-        self._checking.setdefault(socket, set()).add(room)
+    def hold(self, socket: Socket, recheck: object) -> None:
+        """Keep `socket`'s live room frames back until `release(socket, recheck)`: who may be in
+        one of its rooms is being asked again, and what comes meanwhile may be for its new owner."""
+        self._checking.setdefault(socket, set()).add(recheck)
         if socket.withheld is None:
             socket.withheld = []
 
-    def release(self, socket: Socket, room: str) -> None:
-        """`room`'s re-check of `socket` is done (it left the room if refused): once none of its
-        rooms is being checked, what was kept back goes out, but for rooms it is no longer in."""
+    def release(self, socket: Socket, recheck: object) -> None:
+        """`recheck` is done with `socket` (it left the room if refused): once no re-check holds
+        it (two of one room may overlap: A -> B -> C), what was kept back goes out, but for rooms
+        it is no longer in. Releasing twice, or what was not held, does nothing."""
         checking = self._checking.get(socket)
-        if checking is None or room not in checking:
+        if checking is None or recheck not in checking:
             return
-        checking.discard(room)
+        checking.discard(recheck)
         if checking:
             return
         del self._checking[socket]
@@ -202,8 +205,10 @@ class Fanout:
             return
         if socket.recovering is not None:
             socket.recovering.extend(kept)
+        elif socket.replayed is not None:
+            _push_unreplayed(socket, kept, None, _oldest(kept))
         else:
-            _push_unreplayed(socket, kept)
+            _push(socket, [frame for _, frames in kept for frame in frames])
 
     async def _membership(self) -> GroupMembership:
         if self._groups is not None:
@@ -332,17 +337,18 @@ class Fanout:
         sockets = [s for (_, r), members in self._members.items() if r == room for s in members]
         if not sockets or self.recheck is None:
             return None
-        for socket in sockets:  # from this message on, until each is checked (recheck releases)
-            self.hold(socket, room)
-        task = asyncio.ensure_future(self.recheck(room, sockets))
+        recheck = object()  # this re-check's hold, whatever others hold the same sockets
+        for socket in sockets:  # from this message on, until each is checked (`checked`)
+            self.hold(socket, recheck)
+        task = asyncio.ensure_future(self.recheck(room, sockets, lambda socket: self.release(socket, recheck)))
         self._rechecks.add(task)  # held: the loop keeps only a weak reference to a task
-        task.add_done_callback(lambda task: self._rechecked(task, room, sockets))
+        task.add_done_callback(lambda task: self._rechecked(task, recheck, sockets))
         return task
 
-    def _rechecked(self, task: asyncio.Task, room: str, sockets: list[Socket]) -> None:
+    def _rechecked(self, task: asyncio.Task, recheck: object, sockets: list[Socket]) -> None:
         self._rechecks.discard(task)
         for socket in sockets:  # a check that failed or was cancelled holds nothing for ever
-            self.release(socket, room)
+            self.release(socket, recheck)
 
     def _deliver_run(self, key: tuple[str, tuple[str, ...]], events: list) -> None:
         try:
@@ -367,16 +373,24 @@ def _push(socket: Socket, frames: list) -> None:
         logger.exception("write to socket %s failed", socket.sid)
 
 
-def _push_unreplayed(socket: Socket, events: list) -> None:
-    """Push `events` ((offset, frames) each) but those the socket's recovery replayed already."""
-    if socket.replayed is not None:
-        last, until = socket.replayed
-        if time.monotonic() > until:
-            socket.replayed = None
-        else:
-            events = [(offset, frames) for offset, frames in events if offset is None or offset_key(offset) > last]
-    if events:
-        _push(socket, [frame for _, frames in events for frame in frames])
+def _oldest(events: list) -> tuple:
+    """The oldest offset's key among `events` ((offset, frames) each); past any if none has one."""
+    return min((offset_key(offset) for offset, _ in events if offset is not None), default=(float("inf"), 0))
+
+
+def _push_unreplayed(socket: Socket, events: list, frames: list | None, oldest: tuple) -> None:
+    """Push `events` ((offset, frames) each; `frames` all of theirs, if made) but those the
+    socket's recovery replayed already. Usually none was (`oldest` is past the replay's last):
+    then the shared frames go as they are, nothing parsed per socket."""
+    last, until = socket.replayed
+    if time.monotonic() > until:
+        socket.replayed = None
+    elif oldest <= last:
+        events, frames = [(offset, fs) for offset, fs in events if offset is None or offset_key(offset) > last], None
+    if frames is None:
+        frames = [frame for _, fs in events for frame in fs]
+    if frames:
+        _push(socket, frames)
 
 
 def _log_order(message: dict) -> tuple[int, int]:

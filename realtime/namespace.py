@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
@@ -299,35 +300,38 @@ class GalaxyNamespace(Namespace):
         for room in [r for r in socket.rooms if is_private(r)]:
             await socket.leave(room)
 
-    async def recheck_room(self, room: str, sockets: list[Socket]) -> None:
+    async def recheck_room(self, room: str, sockets: list[Socket], checked: Callable[[Socket], None]) -> None:
         """Who may be in `room` changed (fanout.RECHECK_NAMESPACE): each socket the policy now
-        refuses leaves it. Until its check is done, its room frames are held back (Fanout.hold).
-        One whose check needs a store that is away is checked again every RECHECK_RETRY_SECONDS
-        until RECHECK_GIVE_UP_SECONDS, then leaves: the re-check comes once, and an old owner's
-        socket must not keep the room (its new owner's events) because the database blinked."""
+        refuses leaves it. Until its check is done (`checked(socket)`), its room frames are held
+        back (Fanout.hold). One whose check needs a store that is away is checked again every
+        RECHECK_RETRY_SECONDS; one not checked by RECHECK_GIVE_UP_SECONDS (a store away, or one
+        that stopped answering: no check outlives that) leaves: the re-check comes once, and an
+        old owner's socket must not keep the room (its new owner's events) because the database
+        blinked."""
         deadline = time.monotonic() + RECHECK_GIVE_UP_SECONDS
         while True:
             unchecked = []
             for socket in sockets:
                 if socket.connected and room in socket.rooms:
                     try:
-                        await self._leave_if_refused(socket, room, socket.data.get("user"))
-                    except STORE_AWAY:
+                        await asyncio.wait_for(self._leave_if_refused(socket, room, socket.data.get("user")),
+                                               max(deadline - time.monotonic(), 0.001))
+                    except (*STORE_AWAY, asyncio.TimeoutError):
                         unchecked.append(socket)
                         continue
                     except Exception:
                         logger.exception("could not check socket %s in %s again", socket.sid, room)
-                socket.server.fanout.release(socket, room)
+                checked(socket)
             if not unchecked:
                 return
             if time.monotonic() >= deadline:
                 logger.error("gave up checking %d sockets in %s again: a store stayed away; they leave it", len(unchecked), room)
                 for socket in unchecked:
                     await self._leave(socket, room)
-                    socket.server.fanout.release(socket, room)
+                    checked(socket)
                 return
             logger.warning("checking %d sockets in %s again in %.0f s: a store is away", len(unchecked), room, RECHECK_RETRY_SECONDS)
-            await asyncio.sleep(RECHECK_RETRY_SECONDS)
+            await asyncio.sleep(min(RECHECK_RETRY_SECONDS, max(deadline - time.monotonic(), 0)))
             sockets = unchecked
 
     async def _leave_rooms_refused(self, socket: Socket, principal: Principal | None) -> None:

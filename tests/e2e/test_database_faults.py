@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from tests.auth.clients import Client
 from tests.e2e.conftest import database_behind_a_proxy, emit_via_server
@@ -46,21 +47,29 @@ async def test_an_owner_change_checked_while_the_database_is_away_is_checked_aga
             await client.close()
 
 
-async def test_an_owner_change_that_cannot_be_checked_for_long_takes_the_old_owners_socket_out():
-    """The database stays away past the re-check's patience (a minute; 3 s here): the socket
-    whose check could not be done leaves the room (`unsubscribed`) rather than keep it, and the
-    room's events held back meanwhile never reach it. Before: "they stay in it", for good."""
+@pytest.mark.parametrize("away", ["refusing", "hanging"])
+async def test_an_owner_change_that_cannot_be_checked_for_long_takes_the_old_owners_socket_out(away):
+    """The database stays away past the re-check's patience (a minute; 3 s here), refusing
+    connections or taking them and never answering: the socket whose check could not be done
+    leaves the room (`unsubscribed`) rather than keep it, and the room's events held back
+    meanwhile never reach it. Before: "they stay in it", for good (refusing), and a check that
+    never returned held the socket for good (hanging)."""
     old, new = "e8f90a1b-2c3d-4e5f-8607-18293a4b5c6d", "f90a1b2c-3d4e-4f60-9718-293a4b5c6d7e"
     wallet = "0a1b2c3d-4e5f-4071-8829-3a4b5c6d7e8f"
-    async with database_behind_a_proxy("e2e-database-away-recheck-gives-up.log", old, wallet, E2E_RECHECK_GIVE_UP_SECONDS="3") as (
+    async with database_behind_a_proxy(f"e2e-database-{away}-recheck-gives-up.log", old, wallet, E2E_RECHECK_GIVE_UP_SECONDS="3") as (
             server, database_path, token, env):
         client = await old_owner_in_the_room_when_the_owner_changes_unseen(server, database_path, token, env, wallet, new)
+        if away == "hanging":
+            database_path.restore()
+            database_path.delay = 3600  # connections are taken, and nothing comes back
         try:
             await emit_via_server(server, f"wallet:{wallet}", "transaction:submitted", {"hash": "the new owner's"})
             assert (await client.next("unsubscribed", timeout=15))["room"] == f"wallet:{wallet}"  # the database still away
             await client.none("transaction:submitted", 1)
         finally:
             await client.close()
+            database_path.delay = 0
+            database_path.cut()  # a hanging connection ends now, not in an hour
             database_path.restore()
 
 

@@ -221,7 +221,7 @@ async def test_a_recheck_missed_while_unsubscribed_is_read_back_in_order_for_its
 
     asked: list[tuple[str, list]] = []
 
-    async def recheck(room: str, sockets: list[Socket]) -> None:
+    async def recheck(room: str, sockets: list[Socket], checked) -> None:
         await asyncio.sleep(0.1)  # a database read: what follows the re-check waits for it
         asked.append((room, delivered(a)))
 
@@ -248,11 +248,11 @@ async def test_a_live_recheck_holds_its_rooms_sockets_until_each_is_checked(laye
 
     checked = asyncio.Event()
 
-    async def recheck(room: str, sockets: list[Socket]) -> None:
+    async def recheck(room: str, sockets: list[Socket], done) -> None:
         await checked.wait()
         await refused.leave(room)  # what the namespace's check does with a refused socket
         for socket in sockets:
-            fanout.release(socket, room)
+            done(socket)
 
     fanout = Fanout(recheck=recheck)
     refused, allowed, elsewhere = polling_sockets(fanout, 3)
@@ -276,6 +276,61 @@ async def test_a_live_recheck_holds_its_rooms_sockets_until_each_is_checked(laye
     await wait_until(lambda: delivered(allowed) == [1, 2, 3, 4])
     assert delivered(refused) == [1]
     assert refused.withheld is None and allowed.withheld is None
+
+
+async def test_two_rechecks_of_one_room_hold_its_socket_until_both_are_done(layer):
+    """wallet:A moves twice (A -> B -> C): two re-checks of the room overlap. B's socket, checked
+    by the first (B owns it then) is still held by the second, which asks about C's ownership:
+    C's event must wait for it (and is dropped when it takes B out). Before: the first re-check's
+    release let the socket go, C's events included."""
+    from realtime.emit import room_message
+    from realtime.fanout import RECHECK_NAMESPACE
+
+    answers = [asyncio.Event(), asyncio.Event()]
+    rechecks = iter(answers)
+
+    async def recheck(room: str, sockets: list[Socket], checked) -> None:
+        answer = next(rechecks)
+        await answer.wait()
+        if answer is answers[1]:
+            await socket.leave(room)  # the second finds the room C's now
+        for held in sockets:
+            checked(held)
+
+    fanout = Fanout(recheck=recheck)
+    [socket] = polling_sockets(fanout, 1)
+    await socket.join("wallet:A")
+
+    async def publish(n: int, namespace: str = "/") -> None:
+        await layer.group_send(room_to_group("wallet:A"), room_message(namespace, ("wallet:A",), "e", {"n": n}, f"{n}-0"))
+
+    await publish(1, RECHECK_NAMESPACE)
+    await publish(2, RECHECK_NAMESPACE)
+    await publish(3)  # C's
+    await wait_until(lambda: socket.withheld)  # held
+    answers[0].set()
+    await asyncio.sleep(0.1)
+    assert delivered(socket) == []  # the second still holds it
+    answers[1].set()
+    await wait_until(lambda: socket.withheld is None)
+    assert delivered(socket) == [] and "wallet:A" not in socket.rooms
+
+
+async def test_a_socket_lately_recovered_gets_what_its_replay_did_not_send(layer):
+    """For a while after its replay (Socket.replayed: the last offset it replayed) a socket drops
+    live events at or before that offset; the rest reach it, as they reach the others."""
+    import time as clock
+
+    from realtime.recovery import offset_key
+
+    fanout = Fanout()
+    recovered, other = polling_sockets(fanout, 2)
+    for socket in (recovered, other):
+        await socket.join("market:A_B")
+    recovered.replayed = (offset_key("5-0"), clock.monotonic() + 60)
+    fanout.deliver("/", ["market:A_B"], [(f"{n}-0", [f'42["e",{{"n":{n}}},"{n}-0"]']) for n in (4, 5, 6)])
+    fanout.deliver("/", ["market:A_B"], [("7-0", ['42["e",{"n":7},"7-0"]'])])
+    assert delivered(recovered) == [6, 7] and delivered(other) == [4, 5, 6, 7]
 
 
 async def test_a_log_read_that_hangs_does_not_hold_live_events_for_long(layer, monkeypatch):
