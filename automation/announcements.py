@@ -70,13 +70,15 @@ def event_of(run: AutomationRun, stage: int) -> Event:
     return rooms, "automation:executed", data
 
 
-def event_id_of(claim: Claim, stage: int) -> str:
-    """The id in realtime's log of the event announcing `stage` of the claimed run: each stage
-    of a run is announced once (a closed run stays closed), so every emit of it, whoever claims
-    it and however often it is given back, is one event there (realtime's append is once per id,
-    for recovery.APPENDED_MS): one logged before its publish failed, delivered from the log, is
-    not sent again as a second copy by the sweep."""
-    return f"automation:{claim.pk}:{stage}"
+def event_id_of(claim: Claim, stage: int, rooms: list[str]) -> str:
+    """The id in realtime's log of the event announcing `stage` of the claimed run to `rooms`:
+    each stage of a run is announced once (a closed run stays closed), so every emit of it,
+    whoever claims it and however often it is given back, is one event there (realtime's append
+    is once per id, for recovery.APPENDED_MS): one logged before its publish failed, delivered
+    from the log, is not sent again as a second copy by the sweep. The rooms are in it because a
+    repeat after the automation changed owner goes to the new owner's: under the first emit's
+    offset, a server that delivered that offset would drop it (transactions.event_id_of too)."""
+    return f"automation:{claim.pk}:{stage}:{','.join(rooms)}"
 
 
 def _owing(now: datetime):

@@ -76,7 +76,7 @@ def _announce_sync(claimed) -> list[str]:
     sent: list[str] = []
     for index, (claim, stage, (rooms, event, data)) in enumerate(claimed):
         try:
-            emit_sync(rooms, event, data, retry_for=emit_retry_seconds(), event_id=announcements.event_id_of(claim, stage))
+            emit_sync(rooms, event, data, retry_for=emit_retry_seconds(), event_id=announcements.event_id_of(claim, stage, rooms))
         except Exception:
             logger.exception("automation: %s of run %s not emitted; the sweep emits it", event, claim.pk)
             for left in dict.fromkeys(later for later, _, _ in claimed[index:]):
@@ -153,7 +153,7 @@ async def _announce(claimed) -> None:
     """As _announce_sync, with the async emit (a layer fault waits in the process's event queue)."""
     for index, (claim, stage, (rooms, event, data)) in enumerate(claimed):
         try:
-            await emit(rooms, event, data, event_id=announcements.event_id_of(claim, stage))
+            await emit(rooms, event, data, event_id=announcements.event_id_of(claim, stage, rooms))
         except Exception:
             logger.exception("automation: %s of run %s not emitted; the sweep emits it", event, claim.pk)
             for left in dict.fromkeys(later for later, _, _ in claimed[index:]):

@@ -55,7 +55,7 @@ class Wallet(models.Model):
 class TrackedTransaction(models.Model):
     """One transaction as one wallet sees it (a payment between two of our wallets is two rows).
 
-    Whose it is, is read from its wallet each time (no copy of the owner): a wallet that changes
+    Whose it is, is read from its wallet each time (`user_id` is not read): a wallet that changes
     hands takes its transactions with it, as it takes its room."""
 
     class Status(models.TextChoices):
@@ -65,6 +65,9 @@ class TrackedTransaction(models.Model):
 
     hash = models.CharField(max_length=64, validators=[validate_hash], db_index=True)
     wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="transactions")
+    # Written, never read: the previous release's workers read it, and run beside this one during
+    # a rolling deploy. The next release drops it (its migration: RemoveField).
+    user_id = models.CharField(max_length=64, db_index=True, null=True, help_text="the owner when it was registered (unused)")
     from_address = models.CharField(max_length=56, blank=True)
     to_address = models.CharField(max_length=56, blank=True)
     amount = models.DecimalField(max_digits=26, decimal_places=7, default=0)

@@ -177,7 +177,7 @@ def _track(*, wallet: Wallet, tx_hash: str, movement: Movement, max_time: int = 
     try:
         with transaction.atomic():
             tracked, _ = TrackedTransaction.objects.get_or_create(hash=tx_hash, wallet=wallet, defaults={
-                "from_address": movement.from_address, "to_address": movement.to_address,
+                "user_id": wallet.owner_id, "from_address": movement.from_address, "to_address": movement.to_address,
                 "amount": movement.amount, "asset": movement.asset, "network": wallet.network,
                 "expires_at": deadline_from(now, max_time),
             })
@@ -316,7 +316,7 @@ def wallet_record_page(*, wallet_id: str, since: str, records: list[dict]) -> st
             tracked = TrackedTransaction.objects.select_for_update().filter(hash=record["hash"], wallet=wallet).first()
             if tracked is None:
                 movement = movement_of_record(record, wallet.network)
-                tracked = TrackedTransaction(hash=record["hash"], wallet=wallet, network=wallet.network,
+                tracked = TrackedTransaction(hash=record["hash"], wallet=wallet, user_id=wallet.owner_id, network=wallet.network,
                                              from_address=movement.from_address, to_address=movement.to_address,
                                              amount=movement.amount, asset=movement.asset)
             elif tracked.status != Status.PENDING and not (tracked.error_code == TIMEOUT_CODE and tracked.ledger is None):

@@ -4,20 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    """The model stops copying the wallet owner (it is read from the wallet). The column stays,
-    nullable, for one release: workers of the previous release, still running during a rolling
-    deploy, go on writing it. The next release's migration drops it."""
+    """A transaction's owner is read from its wallet now; `user_id` is still written, for the
+    previous release's workers (a rolling deploy), and nullable, so a row it is missing from
+    breaks nothing. The next release drops it."""
 
     dependencies = [
         ('transactions', '0003_announcing_until'),
     ]
 
     operations = [
-        migrations.SeparateDatabaseAndState(
-            state_operations=[migrations.RemoveField(model_name='trackedtransaction', name='user_id')],
-            database_operations=[migrations.AlterField(
-                model_name='trackedtransaction', name='user_id',
-                field=models.CharField(max_length=64, db_index=True, null=True, help_text="the wallet owner's Supabase user id"),
-            )],
+        migrations.AlterField(
+            model_name='trackedtransaction',
+            name='user_id',
+            field=models.CharField(db_index=True, help_text='the owner when it was registered (unused)', max_length=64, null=True),
         ),
     ]
