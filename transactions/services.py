@@ -321,6 +321,8 @@ def wallet_record_page(*, wallet_id: str, since: str, records: list[dict]) -> st
                                              amount=movement.amount, asset=movement.asset)
             elif tracked.status != Status.PENDING and not (tracked.error_code == TIMEOUT_CODE and tracked.ledger is None):
                 continue  # settled by Horizon, its event out; a timeout was only our guess: corrected
+            elif tracked.status == Status.FAILED:
+                tracked.announced = ""  # owed again, failed or not: the ledger's verdict replaces our guess
             _settle(tracked, record)
             tracked.save()
             _settled_on_commit(tracked)

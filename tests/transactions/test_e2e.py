@@ -122,6 +122,25 @@ async def test_a_timed_out_transaction_that_reaches_a_ledger_after_all_is_confir
         await alice.close()
 
 
+async def test_a_timed_out_transaction_that_failed_in_a_ledger_after_all_says_why(server, horizon, wallets):
+    """As above, but the ledger has it failed: the user hears transaction:failed again, with the
+    ledger's reason in place of our tx_timeout guess, and its status reads it. Before: the row
+    took the ledger's reason, but its event had gone out (failed is failed) and nothing was said."""
+    alice = await signed_in(server, ALICE)
+    try:
+        wallet, tx_hash = wallets["alice2"], new_hash()
+        await horizon.watched(wallet["key"])
+        assert (await post(server, "/api/transactions/", ALICE, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
+        assert (await alice.next("transaction:failed", timeout=DEADLINE_SECONDS + 8))["errorCode"] == "tx_timeout"
+        await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "1", hash=tx_hash, successful=False)
+        failed = await alice.next("transaction:failed", timeout=15)
+        assert failed["hash"] == tx_hash and failed["errorCode"] == "op_underfunded", failed
+        status = await alice.call("transaction:get_status", {"hash": tx_hash})
+        assert status["status"] == "failed" and status["errorCode"] == "op_underfunded", status
+    finally:
+        await alice.close()
+
+
 async def test_a_payment_made_elsewhere_to_a_subscribed_wallet_appears_once_and_in_history(server, horizon, wallets):
     bob = await signed_in(server, BOB)
     try:
