@@ -145,7 +145,16 @@ DATABASES = {
     if DATABASE_URL
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that stops answering without closing (a network cut, a failover) must fail
+    # a call, not hang it: sync calls share one thread per process (thread-sensitive), so one
+    # hung connect or query would stall every database call there. A connect gives up after
+    # 5 s; TCP keepalives find a dead established connection in ~25 s. DATABASE_URL's own
+    # options (?connect_timeout=...) win.
+    for option, value in {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                          "keepalives_count": 3}.items():
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(option, value)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads of one server write (requests, the in-process watcher, feed and engine).
     # SQLite's default deferred transactions take the write lock only at their first write, so
     # two that read then write deadlock and one fails at once with "database is locked";

@@ -73,6 +73,22 @@ async def test_an_owner_change_that_cannot_be_checked_for_long_takes_the_old_own
             database_path.restore()
 
 
+async def test_a_database_that_takes_connections_and_never_answers_fails_calls_in_seconds():
+    """A database that stops answering without closing (a cut network, a failover): a call must
+    fail (503, as for a refused connection), not hang, since a process's sync calls share one
+    thread. Before: the page's request waited as long as the client did."""
+    owner, wallet = "1b2c3d4e-5f60-4718-9293-a4b5c6d7e8fa", "2c3d4e5f-6071-4829-a3a4-b5c6d7e8f90b"
+    async with database_behind_a_proxy("e2e-database-hanging-live-page.log", owner, wallet) as (server, database_path, token, env):
+        database_path.delay = 3600  # connections are taken, and nothing comes back
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+                async with session.get(f"{server.url}/") as resp:
+                    assert resp.status == 503
+        finally:
+            database_path.delay = 0
+            database_path.cut()  # a hanging connection ends now, not in an hour
+
+
 async def test_the_live_page_answers_503_while_the_database_is_away_and_again_after():
     """The page lists the pairs from the database: without it, a 503 that says to come back (as
     the API's), not Django's HTML 500 page; once it is back, the page."""
