@@ -103,40 +103,31 @@ async def test_a_never_included_transaction_times_out(server, wallets):
         await alice.close()
 
 
-async def test_a_timed_out_transaction_that_reaches_a_ledger_after_all_is_confirmed(server, horizon, wallets):
+@pytest.mark.parametrize("successful", [True, False], ids=["confirmed", "failed"])
+async def test_a_timed_out_transaction_that_reaches_a_ledger_after_all_says_what_the_ledger_did(server, horizon, wallets, successful):
     """tx_timeout is our guess (no ledger by the deadline), not Horizon's verdict: when the
-    wallet's transactions show it in a ledger later, the user hears transaction:confirmed and
-    its status reads confirmed (it stayed failed, while the payee's side said confirmed)."""
+    wallet's transactions show it in a ledger later, the user hears what the ledger did and its
+    status reads it: transaction:confirmed (before: it stayed failed, while the payee's side said
+    confirmed), or transaction:failed again with the ledger's reason (before: the row took it,
+    but failed was already announced and nothing was said)."""
     alice = await signed_in(server, ALICE)
     try:
         wallet, tx_hash = wallets["alice2"], new_hash()
         await horizon.watched(wallet["key"])
         assert (await post(server, "/api/transactions/", ALICE, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
         assert (await alice.next("transaction:failed", timeout=DEADLINE_SECONDS + 8))["errorCode"] == "tx_timeout"
-        record = await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "1", hash=tx_hash)
-        confirmed = await alice.next("transaction:confirmed", timeout=15)
-        assert confirmed["hash"] == tx_hash and confirmed["blockNumber"] == record["ledger"]
-        status = await alice.call("transaction:get_status", {"hash": tx_hash})
-        assert status["status"] == "confirmed" and not status.get("errorCode"), status
-    finally:
-        await alice.close()
-
-
-async def test_a_timed_out_transaction_that_failed_in_a_ledger_after_all_says_why(server, horizon, wallets):
-    """As above, but the ledger has it failed: the user hears transaction:failed again, with the
-    ledger's reason in place of our tx_timeout guess, and its status reads it. Before: the row
-    took the ledger's reason, but its event had gone out (failed is failed) and nothing was said."""
-    alice = await signed_in(server, ALICE)
-    try:
-        wallet, tx_hash = wallets["alice2"], new_hash()
-        await horizon.watched(wallet["key"])
-        assert (await post(server, "/api/transactions/", ALICE, {"walletId": wallet["id"], "hash": tx_hash}))[0] == 201
-        assert (await alice.next("transaction:failed", timeout=DEADLINE_SECONDS + 8))["errorCode"] == "tx_timeout"
-        await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "1", hash=tx_hash, successful=False)
-        failed = await alice.next("transaction:failed", timeout=15)
-        assert failed["hash"] == tx_hash and failed["errorCode"] == "op_underfunded", failed
-        status = await alice.call("transaction:get_status", {"hash": tx_hash})
-        assert status["status"] == "failed" and status["errorCode"] == "op_underfunded", status
+        record = await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, "1", hash=tx_hash,
+                                         successful=successful)
+        if successful:
+            confirmed = await alice.next("transaction:confirmed", timeout=15)
+            assert confirmed["hash"] == tx_hash and confirmed["blockNumber"] == record["ledger"]
+            status = await alice.call("transaction:get_status", {"hash": tx_hash})
+            assert status["status"] == "confirmed" and not status.get("errorCode"), status
+        else:
+            failed = await alice.next("transaction:failed", timeout=15)
+            assert failed["hash"] == tx_hash and failed["errorCode"] == "op_underfunded", failed
+            status = await alice.call("transaction:get_status", {"hash": tx_hash})
+            assert status["status"] == "failed" and status["errorCode"] == "op_underfunded", status
     finally:
         await alice.close()
 
