@@ -371,13 +371,14 @@ async def test_an_event_name_with_a_lone_surrogate_is_answered_on_both_transport
 # -- REST ------------------------------------------------------------------------------------
 
 
-def bearer(server, user: str = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d") -> dict:
-    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+async def bearer(server, user: str = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d") -> dict:
+    # In a thread: a manage.py run takes seconds, and the bystander must answer its pings meanwhile.
+    token = (await asyncio.to_thread(manage, server.env, "mint_token", "--user", user, "--ttl", "600")).stdout.strip()
     return {"Authorization": f"Bearer {token}"}
 
 
 async def test_rest_bodies_it_cannot_take_are_json_4xx_never_500_or_html(http, server):
-    auth = bearer(server)
+    auth = await bearer(server)
     as_json = {**auth, "Content-Type": "application/json"}
     deep = '{"name":"x","triggerParams":' + "[" * 5000 + "]" * 5000 + "}"
     async with http.post(f"{server.url}/api/automations/", data=deep, headers=as_json) as resp:
@@ -404,5 +405,5 @@ async def test_rest_paths_and_methods_it_does_not_serve_are_json(http, server):
 
 
 async def test_a_signed_token_whose_subject_is_no_user_id_is_refused_by_rest_too(http, server):
-    async with http.get(f"{server.url}/api/automations/", headers=bearer(server, "x" * 300)) as resp:
+    async with http.get(f"{server.url}/api/automations/", headers=await bearer(server, "x" * 300)) as resp:
         assert resp.status == 401 and "not a valid user id" in (await resp.json())["detail"]
