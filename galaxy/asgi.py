@@ -36,6 +36,7 @@ lifecycle = Lifecycle(
     # session go to it (forwarding, handoff).
     on_start=[*([forwarder.start, lambda: handoff.start_receiving(engine.node_id)] if forwarder else []),
               ensure_watcher_running, ensure_engine_running],
+    on_stop=[forwarder.stop] if forwarder else [],
     cleanups=cleanups_of(engine, gate),
     cleanup_interval=settings.ROOM_CLEANUP_INTERVAL_MS / 1000,
 )

@@ -23,7 +23,7 @@ import secrets
 from channels.layers import get_channel_layer
 
 from .engine import EngineServer
-from .pubsub_layer import listen, send_heard
+from .pubsub_layer import listen, send_heard, unlisten
 from .redis_client import REDIS_AWAY
 from .protocol.engineio import ErrorCode
 from .transports.polling import Reply, error_reply, serve_poll, serve_push
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 # A forwarded POST is answered at once; a GET waits at most a ping interval for data, plus
 # this margin for the hop. Past it the owner is taken to be gone (HTTP 400, unknown sid).
 REPLY_MARGIN_SECONDS = 10
+# How long a stopping node waits for requests sent before it stopped hearing, and then for
+# its answers to them (its sessions are closed: each is answered at once).
+STOP_SETTLE_SECONDS = 0.2
 # Said when the owner cannot be asked (Redis away): an engine.io client then opens a new session
 # (and recovers it once Redis is back); the old one ends on its owner at its ping timeout.
 UNREACHABLE = "Session ID unknown here: the node that owns it cannot be reached now"
@@ -71,6 +74,18 @@ class Forwarder:
         except Exception as exc:  # Redis down: the session still works on this node
             logger.warning("not subscribed to %s, forwarded requests will miss it: %s", node_channel(self.node_id), exc)
         self.start()
+
+    async def stop(self) -> None:
+        """A draining node's last step, its sessions closed: it stops hearing requests, so the
+        other nodes answer theirs at once (unknown sid: the client reconnects) instead of after a
+        long poll's wait for a process that has exited; those that reached it are answered."""
+        try:
+            await unlisten(self.layer, node_channel(self.node_id))
+        except REDIS_AWAY:
+            return  # nobody can forward anything to us either
+        await asyncio.sleep(STOP_SETTLE_SECONDS)  # what was published before the UNSUBSCRIBE comes in
+        if self._serving:
+            await asyncio.wait(list(self._serving.values()), timeout=STOP_SETTLE_SECONDS)
 
     async def forward(self, sid: str, method: str, body: bytes | None, receive) -> Reply | None:
         """Ask the owner of `sid` to serve this request; None if our client left meanwhile."""

@@ -22,9 +22,10 @@ SHUTDOWN_GRACE_SECONDS = 10
 
 
 class Lifecycle:
-    def __init__(self, engine, on_start=(), cleanups=(), cleanup_interval: float = 300.0) -> None:
+    def __init__(self, engine, on_start=(), on_stop=(), cleanups=(), cleanup_interval: float = 300.0) -> None:
         self.engine = engine
         self.on_start = list(on_start)
+        self.on_stop = list(on_stop)  # coroutine functions, run once the sessions are closed
         self.cleanups = list(cleanups)  # callables returning how many things they removed
         self.cleanup_interval = cleanup_interval  # ROOM_CLEANUP_INTERVAL
         self.started = False
@@ -85,6 +86,11 @@ class Lifecycle:
             await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
         except asyncio.TimeoutError:
             logger.warning("shutdown grace period over with sessions still closing")
+        for hook in self.on_stop:
+            try:
+                await hook()
+            except Exception:
+                logger.exception("stop hook %r failed", hook)
         await asyncio.sleep(0.2)  # let the close frames leave before the process does
 
 

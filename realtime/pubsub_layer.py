@@ -30,11 +30,12 @@ subscribe that set before the error reaches us; changed after, the room would go
 the next drop. Only a subscriber connection never made (the process started while Redis was
 away) still fails a join: no reconnect would come to subscribe it.
 
-Sending to a channel nobody hears (`send_heard`, `listen`). A pub/sub message to a channel
-no process subscribes to is gone, and the layer's `send` does not say so; Redis' PUBLISH does,
-with the number of subscribers that got it. A node asking another for a polling session
+Sending to a channel nobody hears (`send_heard`, `listen`, `unlisten`). A pub/sub message to a
+channel no process subscribes to is gone, and the layer's `send` does not say so; Redis' PUBLISH
+does, with the number of subscribers that got it. A node asking another for a polling session
 (forwarding.py) learns that way at once that the owner is gone, instead of after a long-poll's
-time; `listen` subscribes a channel before its name is given out, so that count is the truth.
+time; `listen` subscribes a channel before its name is given out, and a draining node
+`unlisten`s before it exits, so that count is the truth.
 """
 
 from __future__ import annotations
@@ -171,3 +172,11 @@ async def listen(layer, channel: str) -> None:
     shard = redis_layer._get_shard(channel)
     if channel not in shard._subscribed_to:
         await shard.subscribe(channel)
+
+
+async def unlisten(layer, channel: str) -> None:
+    """Stop hearing `channel` (a node about to exit): sends to it are heard by nobody from now
+    on, so their senders learn at once; what reached it before stays for its `receive`."""
+    redis_layer = _redis_layer(layer)
+    if redis_layer is not None:
+        await _subscribe({redis_layer._get_shard(channel): [channel]}, False)

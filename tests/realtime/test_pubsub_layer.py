@@ -1,7 +1,8 @@
 """Room groups joined and left in a burst (pubsub_layer.GroupMembership) on channels_redis'
 real pub/sub layer and a real Redis: a few SUBSCRIBEs and UNSUBSCRIBEs for many groups, and
 each group hears, and stops hearing, as after its own group_add and group_discard. And a send
-that says whether anyone heard it (send_heard), to a channel subscribed before use (listen)."""
+that says whether anyone heard it (send_heard), to a channel subscribed before use (listen) and
+given up before the process exits (unlisten)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from redis.asyncio.client import PubSub
 
-from realtime.pubsub_layer import GroupMembership, listen, send_heard
+from realtime.pubsub_layer import GroupMembership, listen, send_heard, unlisten
 from tests.redisproc import RedisProcess
 from tests.servers import REDIS_URL
 
@@ -80,6 +81,11 @@ async def test_a_send_says_nobody_heard_it_until_the_channel_is_listened_to_and_
         await listen(listener, channel)  # a second call subscribes nothing more
         assert await send_heard(layer, channel, {"type": "engine.request", "n": 1}) == 1
         assert (await asyncio.wait_for(listener.receive(channel), 5))["n"] == 1  # sent before the receive
+
+        await send_heard(layer, channel, {"type": "engine.request", "n": 2})
+        await unlisten(listener, channel)  # the node drains: nothing heard from now on ...
+        assert await send_heard(layer, channel, {"type": "engine.request", "n": 3}) == 0
+        assert (await asyncio.wait_for(listener.receive(channel), 5))["n"] == 2  # ... but what came before
     finally:
         await layer.flush()
         await listener.flush()
