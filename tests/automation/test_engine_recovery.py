@@ -18,7 +18,9 @@ import sys
 import time
 import uuid
 
+import msgpack
 import pytest
+import redis
 from celery import Celery
 from cryptography.fernet import Fernet
 from stellar_sdk import Keypair
@@ -210,23 +212,23 @@ async def test_a_firing_whose_execution_was_never_queued_is_executed_or_given_up
 
 class CutAtEvent(TcpProxy):
     """A proxy in front of Redis that cuts (every connection; new ones refused until `restore`)
-    when a chunk on its way to Redis carries `marker`, before it arrives: Redis going away as
-    the worker sends that event."""
+    when a chunk on its way to Redis carries every one of `markers`, before it arrives: Redis
+    going away as the worker sends that event (its log append, or with b"PUBLISH" its publish)."""
 
     def __init__(self, *ports: int) -> None:
         super().__init__(*ports)
-        self.marker: bytes | None = None
+        self.markers: tuple[bytes, ...] | None = None
         self.fired = asyncio.Event()
 
-    def cut_at(self, marker: bytes) -> None:
-        self.marker = marker
+    def cut_at(self, *markers: bytes) -> None:
+        self.markers = markers
         self.fired.clear()
 
     async def _pipe(self, reader, writer, upstream: bool = False, muted=None) -> None:
         try:
             while data := await reader.read(65536):
-                if upstream and self.marker is not None and self.marker in data:
-                    self.marker = None
+                if upstream and self.markers is not None and all(marker in data for marker in self.markers):
+                    self.markers = None
                     self.cut()
                     self.fired.set()
                     return
@@ -277,23 +279,41 @@ def announced(stack: RecoveryStack, automation_id: str) -> list[int]:
                                           uuid.UUID(automation_id))]
 
 
-async def fired_with_its_executed_cut(stack: RecoveryStack, proxy, client, automation_id: str, base) -> None:
+def logged(stack: RecoveryStack, event: str, automation_id: str) -> list[str]:
+    """The offsets under which the event log (what recoveries replay) holds `event` of the automation."""
+    client = redis.from_url(CACHE_URL)
+    try:
+        entries = client.xrange(f"{stack.env['REDIS_PREFIX']}:events")
+    finally:
+        client.close()
+    return [entry_id.decode() for entry_id, fields in entries
+            for *_, name, data in [msgpack.unpackb(fields[b"m"], raw=False)]
+            if name == event and data.get("automationId") == automation_id]
+
+
+async def fired_with_its_executed_cut(stack: RecoveryStack, proxy, client, automation_id: str, base,
+                                      cut: tuple[bytes, ...] = (b"automation:executed",)) -> None:
     """The automation fires (`triggered` heard) and its run ends; the worker's emit of
-    `executed` is cut on its way to Redis."""
+    `executed` is cut on its way to Redis (where `cut` says: its first command, or one)."""
     await asyncio.to_thread(stack.trade, base, "1.0")
     await stack.priced(automation_id, "1.0")
-    proxy.cut_at(b"automation:executed")
+    proxy.cut_at(*cut)
     await asyncio.to_thread(stack.trade, base, "2.5")
     await client.next("automation:triggered", timeout=WAIT)
     await asyncio.wait_for(proxy.fired.wait(), WAIT)
 
 
-async def test_redis_away_past_the_emit_retries_as_a_run_ends_still_sends_its_executed_once(stack):
+@pytest.mark.parametrize("cut", [(b"automation:executed",), (b"automation:executed", b"PUBLISH")],
+                         ids=["before-its-log-append", "after-its-log-append"])
+async def test_redis_away_past_the_emit_retries_as_a_run_ends_still_sends_its_executed_once(stack, cut):
+    """Whether Redis went before the event's log append or between it and its publish, the
+    sweep's emit is the same event: the client hears it once and the log, which recoveries
+    replay, holds it once. (Logged anew, the second copy would reach a recovering client.)"""
     proxy = await through_proxy(stack)
     user, automation_id, base = await notify_automation(stack)
     client = await subscribed(stack, user, automation_id)
     try:
-        await fired_with_its_executed_cut(stack, proxy, client, automation_id, base)
+        await fired_with_its_executed_cut(stack, proxy, client, automation_id, base, cut)
         await gave_up(stack)  # Redis away longer than the worker's retries: the run's state stands
         assert [run["status"] for run in await asyncio.to_thread(stack.runs, automation_id)] == ["executed"]
         await client.none("automation:executed", 0.5)
@@ -304,6 +324,7 @@ async def test_redis_away_past_the_emit_retries_as_a_run_ends_still_sends_its_ex
         await client.none("automation:executed", 2.0)
         assert client.drain("automation:triggered") == [] and client.drain("automation:error") == []
         assert await asyncio.to_thread(announced, stack, automation_id) == [2]
+        assert len(await asyncio.to_thread(logged, stack, "automation:executed", automation_id)) == 1
     finally:
         await client.close()
         await asyncio.to_thread(stack.only_worker)  # off the proxy
