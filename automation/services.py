@@ -16,6 +16,7 @@ from django.db import transaction
 
 from realtime.api import RealtimeError, emit_in_background
 
+from .engine import rooms_of
 from .models import Automation
 from .serializers import AutomationSerializer
 from .validation import validate_action, validate_trigger
@@ -31,10 +32,6 @@ EMIT_RETRY_SECONDS = 60.0
 CONDITION_FIELDS = {"pair", "trigger_type", "trigger_params"}
 EDITABLE_FIELDS = {"name", "wallet", "pair", "trigger_type", "trigger_params", "action_type", "action_params",
                    "cooldown_seconds", "max_executions"}
-
-
-def rooms_of(automation: Automation) -> list[str]:
-    return [f"automation:{automation.pk}", f"user:{automation.owner_id}"]
 
 
 def status_of(automation: Automation) -> dict[str, Any]:
