@@ -83,7 +83,3 @@ def custodial_keypair(*, wallet: Wallet) -> Keypair:
     if keypair.public_key != wallet.public_key:
         raise CustodialKeyInvalid(f"the custodial key of wallet {wallet.pk} is not its public key's")
     return keypair
-
-
-def custodial_key_configured(wallet_id) -> bool:
-    return CustodialKey.objects.filter(wallet_id=wallet_id).exists()
