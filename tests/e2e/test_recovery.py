@@ -429,10 +429,15 @@ async def test_a_recovered_socket_whose_token_expired_meanwhile_is_told(server):
     user = "2c3d4e5f-6071-4829-93a4-b5c6d7e8f901"
     sid, pid, offset = await _signed_in_by_event_then_dropped(server, user, ttl=2)
     await asyncio.sleep(3)
+    await _recovered_and_told(server, sid, pid, offset, "token expired")
+
+
+async def _recovered_and_told(server, sid: str, pid: str, offset: str, error: str) -> None:
+    """A reconnection with no token recovers `sid`, anonymous, and is told `auth_error {error}`."""
     ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
     try:
         assert again == sid
-        assert (await _next_event(ws, "auth_error"))[1] == {"error": "token expired"}
+        assert (await _next_event(ws, "auth_error"))[1] == {"error": error}
     finally:
         await ws.close()
 
@@ -481,12 +486,7 @@ async def test_a_recovery_that_finds_its_users_slots_taken_is_told(server):
         for tab in tabs:
             await tab.connect(server, auth={"token": token})
             await tab.next("authenticated")
-        ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
-        try:
-            assert again == sid
-            assert (await _next_event(ws, "auth_error"))[1] == {"error": "too many connections"}
-        finally:
-            await ws.close()
+        await _recovered_and_told(server, sid, pid, offset, "too many connections")
     finally:
         for tab in tabs:
             await tab.close()
