@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 
+import jwt
 import pytest
 import redis
 from websockets.asyncio.client import connect as websockets_connect
@@ -264,7 +266,7 @@ async def test_an_event_logged_before_a_replay_and_published_after_it_comes_once
 
 async def test_recovery_restores_the_user_and_its_private_rooms(server):
     user = "6d0b4a3c-1f2e-4d5c-8b7a-9e8f7a6b5c4d"
-    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    token, _ = _mint(server, user, 600)
     proxy = await TcpProxy(server.port).start()
     client = await RecoveringClient.start(proxy.url, f"user:{user}", token=token)
     first = await client.next("connect")
@@ -286,7 +288,7 @@ async def test_recoveries_give_back_their_connection_slots(server):
     the socket's restored id, and its disconnect gives that slot back: six network cuts in a row
     leave the user signed in each time, and afterwards a new connection of theirs gets in."""
     user = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
-    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    token, _ = _mint(server, user, 600)
     proxy = await TcpProxy(server.port).start()
     client = await RecoveringClient.start(proxy.url, f"user:{user}", token=token)
     try:
@@ -318,7 +320,7 @@ async def test_recoveries_whose_client_leaves_at_once_hold_nothing_and_can_be_tr
     connection slots (MAX_CONNECTIONS_PER_USER, 5 here: the user would be locked out), and each
     state is kept for the next try, which recovers."""
     user = "4e5f6071-8293-4a41-b5c6-d7e8f90a1b2c"
-    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    token, _ = _mint(server, user, 600)
     dropped = []
     for _ in range(5):
         ws, sid, pid, offset = await _socket(server, {"token": token})
@@ -362,15 +364,33 @@ async def test_a_client_that_disconnects_is_not_recovered_even_if_its_close_over
         await ws.close()
 
 
+def _mint(server, user: str, ttl: int) -> tuple[str, float]:
+    """A token for `user` of `ttl` s, and its `exp`. A test waits for that, not for `ttl` from
+    now: on a loaded machine the mint's process alone ends seconds after it signed the token."""
+    token = manage(server.env, "mint_token", "--user", user, "--ttl", str(ttl)).stdout.strip()
+    return token, jwt.decode(token, options={"verify_signature": False})["exp"]
+
+
+async def _until_expired(exp: float) -> None:
+    await asyncio.sleep(max(0.0, exp - time.time()) + 1)
+
+
+def _still_valid(exp: float) -> None:
+    """The premise of a test whose token must outlive its sign-in and drop: else the live socket
+    was signed out first, and what follows tests nothing."""
+    assert time.time() < exp, "the token expired before the socket dropped: give it a longer ttl"
+
+
 async def _signed_in_by_event_then_dropped(server, user: str, ttl: int) -> tuple:
     """A raw socket signed in with the `authenticate` event (a token of `ttl` s), whose network
-    then drops: (sid, pid, offset) for its recovery."""
-    token = manage(server.env, "mint_token", "--user", user, "--ttl", str(ttl)).stdout.strip()
+    then drops, its token still valid: (sid, pid, offset, the token's exp) for its recovery."""
+    token, exp = _mint(server, user, ttl)
     ws, sid, pid, offset = await _socket(server, {})
     await ws.send(json.dumps(["authenticate", {"token": token}]).join(["42", ""]))
     await _next_event(ws, "authenticated")
     ws.transport.abort()
-    return sid, pid, offset
+    _still_valid(exp)
+    return sid, pid, offset, exp
 
 
 async def _socket(server, connect: dict) -> tuple:
@@ -407,12 +427,13 @@ async def test_a_token_sent_with_a_recovery_signs_in_the_socket_whose_token_expi
     """socket.io-client sends its `auth` on every reconnection: a fresh token there is checked
     (as a Node middleware would) and signs the recovered socket in, private rooms kept."""
     user = "1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"
-    short = manage(server.env, "mint_token", "--user", user, "--ttl", "2").stdout.strip()
-    fresh = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    fresh, _ = _mint(server, user, 600)
+    short, exp = _mint(server, user, 6)
     ws, sid, pid, offset = await _socket(server, {"token": short})
     await _next_event(ws, "authenticated")
     ws.transport.abort()  # the network drops
-    await asyncio.sleep(3)  # the short token expires meanwhile
+    _still_valid(exp)
+    await _until_expired(exp)  # the short token expires meanwhile
     ws, again, _, _ = await _socket(server, {"token": fresh, "pid": pid, "offset": offset})
     try:
         assert again == sid  # recovered
@@ -427,8 +448,8 @@ async def test_a_recovered_socket_whose_token_expired_meanwhile_is_told(server):
     """Signed in with the `authenticate` event, so no token comes with the reconnection: it is
     recovered anonymous and told `auth_error {error: "token expired"}`, as a live socket is."""
     user = "2c3d4e5f-6071-4829-93a4-b5c6d7e8f901"
-    sid, pid, offset = await _signed_in_by_event_then_dropped(server, user, ttl=2)
-    await asyncio.sleep(3)
+    sid, pid, offset, exp = await _signed_in_by_event_then_dropped(server, user, ttl=6)
+    await _until_expired(exp)
     await _recovered_and_told(server, sid, pid, offset, "token expired")
 
 
@@ -456,11 +477,12 @@ async def test_a_recovery_resending_its_expired_token_replays_nothing_of_the_use
     events from after it must not be replayed to the socket it opens no room for any more.
     Before: the private room came back, the replay sent them, then `auth_error` came."""
     user = "4f607182-93a4-4b5c-8d7e-f90a1b2c3d4e"
-    short = manage(server.env, "mint_token", "--user", user, "--ttl", "2").stdout.strip()
+    short, exp = _mint(server, user, 6)
     ws, sid, pid, offset = await _socket(server, {"token": short})
     await _next_event(ws, "authenticated")
     ws.transport.abort()  # the network drops
-    await asyncio.sleep(3)  # the token expires meanwhile
+    _still_valid(exp)
+    await _until_expired(exp)  # the token expires meanwhile
     await emit_via_server(server, f"user:{user}", "notification", {"after": "its token's end"})
     ws = await websockets_connect(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
     try:
@@ -479,8 +501,8 @@ async def test_a_recovery_that_finds_its_users_slots_taken_is_told(server):
     it was away: it comes back anonymous and is told `auth_error {error: "too many
     connections"}`, as a sign-in is. Before: anonymous, and nothing said."""
     user = "5f607182-93a4-4b5c-9d7e-f90a1b2c3d4f"
-    sid, pid, offset = await _signed_in_by_event_then_dropped(server, user, ttl=600)
-    token = manage(server.env, "mint_token", "--user", user, "--ttl", "600").stdout.strip()
+    sid, pid, offset, _ = await _signed_in_by_event_then_dropped(server, user, ttl=600)
+    token, _ = _mint(server, user, 600)
     tabs = [Client() for _ in range(5)]
     try:
         for tab in tabs:
@@ -496,13 +518,14 @@ async def test_a_recovered_user_still_expires_when_its_token_does(server):
     """The user a recovery restores keeps its token's expiry: at it, `auth_error {error: "token
     expired"}` and its private rooms are left, as for a socket that never dropped."""
     user = "3d4e5f60-7182-4930-a4b5-c6d7e8f90a1b"
-    sid, pid, offset = await _signed_in_by_event_then_dropped(server, user, ttl=4)
+    sid, pid, offset, exp = await _signed_in_by_event_then_dropped(server, user, ttl=8)
     ws, again, _, _ = await _socket(server, {"pid": pid, "offset": offset})
     try:
         assert again == sid
         await emit_via_server(server, f"user:{user}", "note", {"n": 1})
         assert (await _next_event(ws, "note"))[1] == {"n": 1}  # signed in again, in its room
-        assert (await _next_event(ws, "auth_error", within=10))[1] == {"error": "token expired"}
+        _still_valid(exp)
+        assert (await _next_event(ws, "auth_error", within=exp - time.time() + 5))[1] == {"error": "token expired"}
         await emit_via_server(server, f"user:{user}", "note", {"n": 2})
         with pytest.raises(asyncio.TimeoutError):
             await _next_event(ws, "note", within=1)
