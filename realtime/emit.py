@@ -1,9 +1,10 @@
 """The one emit API for every producer: log the event, encode it once, send it to the room.
 
-Each room event is appended to the recovery log first (its offset rides along as the event's
-last argument, as Socket.IO's connection state recovery expects), then encoded once and sent to
-the room's channel-layer group. Async code awaits `emit`: when the layer or Redis cannot be
-reached the event waits in this process's EventQueue and is retried. Celery tasks, views and
+Each room event is appended to the recovery log (its offset rides along as the event's last
+argument, as Socket.IO's connection state recovery expects), encoded once and sent to the room's
+channel-layer group; with Redis the append and the publish are one script, so every process
+hears the events of all producers in log order. Async code awaits `emit`: when the layer or
+Redis cannot be reached the event waits in this process's EventQueue and is retried. Celery tasks, views and
 admin actions call `emit_sync`, which raises EmitFailed instead so the task retries.
 """
 
@@ -26,6 +27,7 @@ from .errors import RealtimeError
 from .event_queue import FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS, EventQueue
 from .fanout import MESSAGE_TYPE, RECHECK_NAMESPACE
 from .protocol import socketio as sio
+from .pubsub_layer import message_template, publish_channels
 from .recovery import make_event_log
 from .rooms import room_to_group, validate_room
 
@@ -33,6 +35,9 @@ logger = logging.getLogger(__name__)
 DELIVERY_ERRORS = (OSError, ConnectionError, TimeoutError, redis.exceptions.RedisError)
 
 
+# Where a room message's offset goes until the log gives it (pubsub_layer.message_template).
+# JSON writes it as it is; the offset is an event's last argument, so its last occurrence.
+OFFSET_SLOT = "<offset>"
 # The shortest a sync emit's try may take, even at its deadline: a Redis round trip or several.
 MIN_TRY_SECONDS = 1.0
 
@@ -95,13 +100,23 @@ class Emitter:
             self.queue.put(item)
 
     async def deliver(self, item: RoomEvent) -> None:
+        layer = get_channel_layer()
+        groups = [room_to_group(room) for room in item.rooms]
+        channels = publish_channels(layer, groups)
+        if item.offset is None and channels is not None:
+            # Logged and published in one script: every process hears the events in log order
+            # (pubsub_layer's docstring), whichever process emits them.
+            message = room_message(item.namespace, item.rooms, item.event, item.data, OFFSET_SLOT)
+            message["t"] = time.time()
+            item.offset = await self.log.append_and_publish(item.namespace, item.rooms, item.event, item.data,
+                                                            item.event_id, message_template(message, OFFSET_SLOT), channels)
+            return
         if item.offset is None:
             item.offset = await self.log.append(item.namespace, item.rooms, item.event, item.data, item.event_id)
         message = room_message(item.namespace, item.rooms, item.event, item.data, item.offset)
         message["t"] = time.time()  # for the fan-out's layer latency in /metrics
-        layer = get_channel_layer()
-        for room in item.rooms:
-            await layer.group_send(room_to_group(room), message)
+        for group in groups:
+            await layer.group_send(group, message)
 
 
 _emitter: Emitter | None = None

@@ -30,6 +30,14 @@ subscribe that set before the error reaches us; changed after, the room would go
 the next drop. Only a subscriber connection never made (the process started while Redis was
 away) still fails a join: no reconnect would come to subscribe it.
 
+Publishing a room event from a script (`publish_channels`, `message_template`). An emit logs
+its event and publishes it: two round trips, and between them another process's whole emit to
+the room could go, its later event reaching every socket first (a socket.io-client recovering
+from that one's offset was sent the earlier one again, or lost it). One script does both
+(recovery.RedisEventLog.append_and_publish), so every process hears the events in log order:
+it needs the channels a group_send publishes on, and the message's bytes as the layer's
+serializer writes them, cut where the script puts the offset the log gave.
+
 Sending to a channel nobody hears (`send_heard`, `listen`, `unlisten`). A pub/sub message to a
 channel no process subscribes to is gone, and the layer's `send` does not say so; Redis' PUBLISH
 does, with the number of subscribers that got it. A node asking another for a polling session
@@ -44,6 +52,8 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Callable
+
+import msgpack
 
 from .batching import Coalescer
 from .redis_client import REDIS_AWAY
@@ -145,6 +155,38 @@ async def _subscribe(by_shard: dict, subscribe: bool) -> None:
                 shard._subscribed_to.update(todo)
             else:
                 shard._subscribed_to.difference_update(todo)
+
+
+def publish_channels(layer, groups: list[str]) -> list[str] | None:
+    """The Redis channels a group_send to each of `groups` publishes on; None where a script
+    cannot stand in for group_send: any layer but channels_redis' pub/sub one on one host (the
+    log's, REDIS_URL: galaxy/settings.py) writing plain msgpack (no encryption, no prefix)."""
+    redis_layer = _redis_layer(layer)
+    if redis_layer is None or len(redis_layer._shards) != 1:
+        return None
+    serializer = layer._serializer
+    if serializer.as_bytes is not msgpack.packb or serializer.crypter or serializer.random_prefix_length:
+        return None
+    return [redis_layer._get_group_channel_name(group) for group in groups]
+
+
+def message_template(message: dict, slot: str) -> list[bytes]:
+    """`message` as msgpack.packb writes it, cut around the two places its offset goes: its
+    "offset" (`slot` there) and the last `slot` in its first frame. [head, middle, frame head,
+    frame tail, tail]; the message is head, str(offset), middle, str(frame head, offset, frame
+    tail), tail, where str() is msgpack's string header before the UTF-8 bytes."""
+    packer = msgpack.Packer()
+    rest = {key: value for key, value in message.items() if key not in ("offset", "frames")}
+    first, *attachments = message["frames"]
+    frame_head, frame_tail = first.rsplit(slot, 1)
+    return [
+        packer.pack_map_header(len(rest) + 2) + b"".join(packer.pack(k) + packer.pack(v) for k, v in rest.items())
+        + packer.pack("offset"),
+        packer.pack("frames") + packer.pack_array_header(1 + len(attachments)),
+        frame_head.encode(),
+        frame_tail.encode(),
+        b"".join(packer.pack(attachment) for attachment in attachments),
+    ]
 
 
 async def send_heard(layer, channel: str, message: dict) -> int | None:

@@ -40,13 +40,31 @@ APPENDED_MS = 10 * 60 * 1000
 # An event's append, once: its id (a retry's) -> the offset it was given, else XADD and trim (as
 # in RedisEventLog.append's docstring) and remember the offset for APPENDED_MS.
 _APPEND_ONCE = """
-local done = redis.call('GET', KEYS[2])
-if done then return done end
-local offset = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'm', ARGV[1])
-redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[3])
-redis.call('SET', KEYS[2], offset, 'PX', ARGV[4])
+local offset = redis.call('GET', KEYS[2])
+if not offset then
+  offset = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'm', ARGV[1])
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[3])
+  redis.call('SET', KEYS[2], offset, 'PX', ARGV[4])
+end
+"""
+# The append, then the message (pubsub_layer.message_template's five parts, ARGV[5..9], the
+# offset put in) published on each channel after them: in the script, so no other event is
+# logged between an event's append and its publish, and every subscriber hears them in log
+# order. A retry of it publishes again, under the first offset: the fan-out drops the copy.
+_APPEND_ONCE_AND_PUBLISH = """
+local function str(s)
+  local n = #s
+  if n < 32 then return string.char(0xa0 + n) .. s end
+  if n < 256 then return string.char(0xd9, n) .. s end
+  if n < 65536 then return string.char(0xda, math.floor(n / 256), n % 256) .. s end
+  return string.char(0xdb, math.floor(n / 16777216), math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256) .. s
+end
+""" + _APPEND_ONCE + """
+local message = ARGV[5] .. str(offset) .. ARGV[6] .. str(ARGV[7] .. offset .. ARGV[8]) .. ARGV[9]
+for i = 10, #ARGV do redis.call('PUBLISH', ARGV[i], message) end
 return offset
 """
+_APPEND_ONCE = _APPEND_ONCE + "return offset\n"
 # How long a taken session state stays readable by the take that took it (its one retry: the
 # connection dropped after Redis did the GETDEL, before its answer came back).
 TAKEN_MS = 10_000
@@ -143,14 +161,24 @@ class RedisEventLog:
         self.max_entries = max_entries
         self._head_read: asyncio.Future | None = None
         self._append_once = self.client.register_script(_APPEND_ONCE)
+        self._append_once_and_publish = self.client.register_script(_APPEND_ONCE_AND_PUBLISH)
 
     async def append(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any, event_id: str = "") -> str:
         """The event's offset. Appending again under the same `event_id` (a retry whose first
         try's answer was lost) gives the same offset and logs nothing (_APPEND_ONCE)."""
+        return await self._run(self._append_once, namespace, rooms, event, data, event_id)
+
+    async def append_and_publish(self, namespace: str, rooms: tuple[str, ...], event: str, data: Any, event_id: str,
+                                 template: list[bytes], channels: list[str]) -> str:
+        """`append`, and the message of `template` (pubsub_layer.message_template), its offset
+        put in, published on each of `channels` in the same script."""
+        return await self._run(self._append_once_and_publish, namespace, rooms, event, data, event_id, *template, *channels)
+
+    async def _run(self, script, namespace: str, rooms: tuple[str, ...], event: str, data: Any, event_id: str, *more) -> str:
         blob = msgpack.packb([namespace, list(rooms), event, data], use_bin_type=True)
         oldest_kept = f"{int(time.time() * 1000) - self.max_age_ms}-0"
         done_key = f"{self.key}:appended:{event_id or secrets.token_hex(8)}"
-        offset = await self._append_once(keys=[self.key, done_key], args=[blob, oldest_kept, self.max_entries, APPENDED_MS])
+        offset = await script(keys=[self.key, done_key], args=[blob, oldest_kept, self.max_entries, APPENDED_MS, *more])
         return offset.decode()
 
     async def head(self) -> str:

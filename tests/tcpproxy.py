@@ -17,6 +17,8 @@ class TcpProxy:
         self._cut_on: tuple[bytes, int] | None = None  # (what, how many more) until a connection drops
         self._cut_all_on_cut = False  # cut_on's `everything`
         self._lose_reply_to: bytes | None = None
+        self._cut_all_on_lost_reply = False  # lose_reply_to's `everything`
+        self.replies_lost = 0  # answers lose_reply_to kept from their client
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -44,10 +46,11 @@ class TcpProxy:
         until `restore` (Redis restarting)."""
         self._cut_on, self._cut_all_on_cut = (what, nth), everything
 
-    def lose_reply_to(self, what: bytes) -> None:
+    def lose_reply_to(self, what: bytes, *, everything: bool = False) -> None:
         """The next connection that sends `what` has it done by the target and never hears back:
-        it drops when the answer comes (the network gone between a command and its reply)."""
-        self._lose_reply_to = what
+        it drops when the answer comes (the network gone between a command and its reply). With
+        `everything`, that instant is a `cut` (Redis restarting just after it did the command)."""
+        self._lose_reply_to, self._cut_all_on_lost_reply = what, everything
 
     def restore(self) -> None:
         self.refusing = False
@@ -83,6 +86,9 @@ class TcpProxy:
                 if upstream and self._lose_reply_to is not None and self._lose_reply_to in data:
                     self._lose_reply_to, muted[0] = None, True
                 elif not upstream and muted and muted[0]:
+                    self.replies_lost += 1
+                    if self._cut_all_on_lost_reply:
+                        self.cut()
                     return  # the answer: not passed on; the finally drops the client's connection
                 if upstream and self._cut_on is not None and self._cut_on[0] in data:
                     what, nth = self._cut_on

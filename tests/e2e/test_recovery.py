@@ -264,6 +264,32 @@ async def test_an_event_logged_before_a_replay_and_published_after_it_comes_once
         await asyncio.wait_for(producer.process.wait(), 10)
 
 
+@pytest.mark.parametrize("server", ["redis", "uvicorn"], indirect=True)
+async def test_events_that_processes_emit_at_once_reach_a_socket_in_log_order(server):
+    """Celery workers and views emit to one room at the same moments, each from its process.
+    A socket gets the room's events in log order: socket.io-client keeps the offset of the last
+    event it got, and its recovery is sent what the log holds after it; one that came before an
+    older one would have that older one sent again, or lost if the network dropped in between.
+    Before: an emit logged its event, then published it, a round trip later; another process's
+    whole emit fitted in between, and that one's event overtook it."""
+    proxy, client, _ = await start_session(server)
+    producers = [await SyncProducer.start(server.env) for _ in range(3)]
+    try:
+        await asyncio.gather(*(producer.emit([("market:XLM_USDC", "market:price_update", {"from": i, "n": n}) for n in range(300)])
+                               for i, producer in enumerate(producers)))
+        got = [await client.next("event") for _ in range(900)]
+        offsets = [tuple(int(part) for part in event["offset"].split("-")) for event in got]
+        assert len(set(offsets)) == 900
+        overtaken = [(before, after) for before, after in zip(offsets, offsets[1:]) if after < before]
+        assert overtaken == [], f"{len(overtaken)} of 900 events came after one logged later"
+        await client.no_more_events()
+    finally:
+        await client.stop()
+        await proxy.stop()
+        for producer in producers:
+            await producer.stop()
+
+
 async def test_recovery_restores_the_user_and_its_private_rooms(server):
     user = "6d0b4a3c-1f2e-4d5c-8b7a-9e8f7a6b5c4d"
     token, _ = _mint(server, user, 600)

@@ -2,7 +2,8 @@
 real pub/sub layer and a real Redis: a few SUBSCRIBEs and UNSUBSCRIBEs for many groups, and
 each group hears, and stops hearing, as after its own group_add and group_discard. And a send
 that says whether anyone heard it (send_heard), to a channel subscribed before use (listen) and
-given up before the process exits (unlisten)."""
+given up before the process exits (unlisten). And a room event that a script logs and publishes
+(publish_channels, message_template) arriving as group_send's would."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from redis.asyncio.client import PubSub
 
-from realtime.pubsub_layer import GroupMembership, listen, send_heard, unlisten
+from realtime.emit import OFFSET_SLOT, room_message
+from realtime.pubsub_layer import GroupMembership, listen, message_template, publish_channels, send_heard, unlisten
+from realtime.recovery import RedisEventLog
 from tests.redisproc import RedisProcess
 from tests.servers import REDIS_URL
 
@@ -117,3 +120,38 @@ async def test_listen_subscribes_a_channel_whose_first_subscribe_failed_while_re
         await layer.flush()
         await sender.flush()
         server.stop()
+
+
+@pytest.mark.parametrize("namespace, data", [
+    ("/", 1),  # a frame of under 32 bytes: msgpack's one-byte string header
+    ("/", {"note": "é" * 40}),  # 32-255 bytes, counted in UTF-8 bytes, not characters
+    ("/admin", {"note": "x" * 1000}),  # 256-65,535
+    ("/", {"note": "x" * 70_000, "raw": b"\x00\xff"}),  # 65,536 and more, and a binary attachment
+])
+async def test_an_event_logged_and_published_by_one_script_arrives_as_group_sends_would(namespace, data):
+    prefix = f"test-script-{os.getpid()}"
+    layer = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    log = RedisEventLog(REDIS_URL, prefix, max_age_ms=60_000)
+    rooms = ("market:A_B", "user:u1")
+    try:
+        channel = await layer.new_channel("fanout.")
+        for room in rooms:  # one process in both groups: it hears the event once per group
+            await layer.group_add(room.replace(":", "."), channel)
+        message = {**room_message(namespace, rooms, "e", data, OFFSET_SLOT), "t": 1.5}
+        channels = publish_channels(layer, [room.replace(":", ".") for room in rooms])
+        offset = await log.append_and_publish(namespace, rooms, "e", data, "", message_template(message, OFFSET_SLOT), channels)
+
+        expected = {**room_message(namespace, rooms, "e", data, offset), "t": 1.5}
+        assert [await asyncio.wait_for(layer.receive(channel), 5) for _ in rooms] == [expected, expected]
+        assert [(e.offset, e.data) for e in await log.since("0-0", namespace, set(rooms))] == [(offset, data)]
+    finally:
+        await layer.flush()
+        await log.client.delete(log.key)
+
+
+async def test_only_a_plain_msgpack_redis_layer_on_one_host_can_be_published_to_by_a_script():
+    assert publish_channels(RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix="p"), ["g"]) == ["p__group__g"]
+    assert publish_channels(InMemoryChannelLayer(), ["g"]) is None
+    assert publish_channels(RedisPubSubChannelLayer(hosts=[REDIS_URL, REDIS_URL + "1"]), ["g"]) is None
+    encrypted = RedisPubSubChannelLayer(hosts=[REDIS_URL], symmetric_encryption_keys=["k"])
+    assert publish_channels(encrypted, ["g"]) is None
