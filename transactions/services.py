@@ -495,7 +495,7 @@ async def wallet_ahistory(*, wallet_id: str, limit: int) -> dict:
     """The wallet's transactions, newest first: tracked ones merged with Horizon's account history
     (the tracked row wins for a hash in both). Horizon down: the database's alone, `partial`."""
     wallet = await database_sync_to_async(selectors.wallet_of)(wallet_id=wallet_id)
-    rows = [status_of(tx) for tx in await database_sync_to_async(selectors.wallet_history)(wallet=wallet, limit=limit)]
+    tracked = await database_sync_to_async(selectors.wallet_history)(wallet=wallet, limit=limit)
     partial = False
     records: list[dict] = []
     if wallet.network == settings.STELLAR_NETWORK:
@@ -504,7 +504,18 @@ async def wallet_ahistory(*, wallet_id: str, limit: int) -> dict:
         except HorizonUnavailable as exc:
             logger.warning("history of wallet %s from the database only: %s", wallet_id, exc)
             partial = True
-    known = {row["hash"] for row in rows}
-    merged = rows + [record_status(r, wallet=wallet) for r in records if r.get("hash") not in known]
-    merged.sort(key=lambda entry: entry.get("confirmedAt") or entry.get("failedAt") or entry["createdAt"] or 0, reverse=True)
-    return {"walletId": str(wallet.pk), "transactions": merged[:limit], "partial": partial}
+    known = {tx.hash for tx in tracked}
+    merged = [(status_of(tx), tx.paging_token) for tx in tracked] + [
+        (record_status(r, wallet=wallet), str(r.get("paging_token", ""))) for r in records if r.get("hash") not in known]
+    merged.sort(key=_newest_first, reverse=True)
+    return {"walletId": str(wallet.pk), "transactions": [entry for entry, _ in merged[:limit]], "partial": partial}
+
+
+def _newest_first(entry_and_token: tuple[dict, str]) -> tuple[int, int]:
+    """When it settled (or was registered), then its paging token: Horizon's times are whole
+    seconds, and every transaction of a ledger has the ledger's close time, so the token (the
+    ledger's own order) tells those apart; one still pending has none and sorts first of its ms."""
+    entry, token = entry_and_token
+    at = entry.get("confirmedAt") or entry.get("failedAt") or entry["createdAt"] or 0
+    order = token.partition("-")[0]  # a TOID, "-n" after it where Horizon pages operations of one
+    return at, int(order) if order.isdigit() else 1 << 63

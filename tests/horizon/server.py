@@ -6,9 +6,10 @@ Control API (JSON bodies; assets as "native" or "CODE:ISSUER"):
 - POST /_control/orderbook {base, counter, bids: [[p, a]], asks: [[p, a]]}   (amounts in base)
 - POST /_control/fail {count, status=500, retry_after?, mode: status|timeout|malformed, delay=5, path?, match?}
 - POST /_control/ratelimit {limit}     requests per hour before Horizon answers 429 by itself
-- POST /_control/transaction {source, destination, amount, asset?, successful?, memo?, hash?, result_codes?}
+- POST /_control/transaction {source, destination, amount, asset?, successful?, memo?, hash?, result_codes?, at?}
                                        a transaction in the next ledger (result_codes: Horizon's
-                                       {transaction: "tx_failed", operations: ["op_underfunded"]})
+                                       {transaction: "tx_failed", operations: ["op_underfunded"]};
+                                       at: its close time, epoch seconds, now by default)
 - POST /_control/include {hash, successful?, result_codes?}  a transaction received by
                                        POST /transactions_async enters the next ledger
 - POST /_control/submission {status, result_codes?}  the next transactions_async answers ERROR
@@ -408,7 +409,7 @@ class LocalHorizon:
         body = await request.json()
         tx = self.world.add_transaction(body["source"], body["destination"], body["amount"], body.get("asset", "native"),
                                         bool(body.get("successful", True)), body.get("memo"), body.get("hash"),
-                                        result_codes=body.get("result_codes"))
+                                        result_codes=body.get("result_codes"), at=body.get("at"))
         return web.json_response(self.world.transaction_json(tx))
 
     async def control_include(self, request):

@@ -164,8 +164,9 @@ class World:
 
     def add_transaction(self, source: str, destination: str, amount_, asset: str = "native",
                         successful: bool = True, memo: str | None = None, tx_hash: str | None = None,
-                        envelope_xdr: str | None = None, result_codes: dict | None = None) -> Transaction:
-        """A transaction in the next ledger: a real envelope (unless given) and its real hash."""
+                        envelope_xdr: str | None = None, result_codes: dict | None = None, at: float | None = None) -> Transaction:
+        """A transaction in the next ledger, closed `at` (epoch seconds; now by default): a real
+        envelope (unless given) and its real hash."""
         ledger, token = self.next_token()
         if envelope_xdr is None:
             try:
@@ -179,7 +180,7 @@ class World:
                 tx_hash = TransactionEnvelope.from_xdr(envelope_xdr, TESTNET_PASSPHRASE).hash_hex()
             except Exception:
                 tx_hash = hashlib.sha256(f"{token}{source}{destination}".encode()).hexdigest()
-        tx = Transaction(tx_hash, ledger, token, time.time(), source, destination, Decimal(str(amount_)), asset, successful, memo,
+        tx = Transaction(tx_hash, ledger, token, time.time() if at is None else at, source, destination, Decimal(str(amount_)), asset, successful, memo,
                          envelope_xdr, result_codes)
         self.transactions[tx_hash] = tx
         self.version += 1

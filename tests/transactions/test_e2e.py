@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 import uuid
 
 import aiohttp
@@ -367,11 +368,21 @@ async def test_a_moved_wallets_pending_transaction_settles_to_its_new_owner_only
 
 
 async def test_history_merges_horizon_newest_first_and_limits(server, horizon, wallets):
+    """Horizon's times are whole seconds, and all of a ledger's transactions have its close time:
+    the history orders them as Horizon does, whether the watcher has tracked them yet or not.
+    Here the first two are tracked (their `transaction:confirmed` heard), the newest is not yet.
+    Before: ties put the tracked rows first, and the limit dropped the newest (a CI run's
+    failure: [2.0, 1.0])."""
     bob = await signed_in(server, BOB)
     try:
         wallet = wallets["bob"]
-        for amount in ("1", "2", "3"):
-            await asyncio.to_thread(horizon.transaction, wallet["key"], Keypair.random().public_key, amount)
+        await bob.call("transaction:subscribe", {"walletId": wallet["id"]})
+        closed = time.time() + 3600  # one close time, after any other test's transactions
+        tracked = {(await asyncio.to_thread(horizon.transaction, Keypair.random().public_key, wallet["key"], amount, at=closed))["hash"]
+                   for amount in ("1", "2")}
+        while tracked:
+            tracked.discard((await bob.next("transaction:confirmed", timeout=10))["hash"])
+        await asyncio.to_thread(horizon.transaction, Keypair.random().public_key, wallet["key"], "3", at=closed)
         reply = await bob.call("transaction:get_history", {"walletId": wallet["id"], "limit": 2})
         assert reply["ok"] is True and [e["amount"] for e in reply["transactions"]] == [3.0, 2.0]
     finally:
