@@ -4,8 +4,9 @@ Each room event is appended to the recovery log (its offset rides along as the e
 argument, as Socket.IO's connection state recovery expects), encoded once and sent to the room's
 channel-layer group; with Redis the append and the publish are one script, so every process
 hears the events of all producers in log order. Async code awaits `emit`: when the layer or
-Redis cannot be reached the event waits in this process's EventQueue and is retried. Celery tasks, views and
-admin actions call `emit_sync`, which raises EmitFailed instead so the task retries.
+Redis cannot be reached the event waits in this process's EventQueue and is retried. Celery
+tasks, views and admin actions call `emit_sync`, which raises EmitFailed instead so the task
+retries.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ LOG_MAX_ENTRIES = 100_000
 APPENDED_MS = 10 * 60 * 1000
 # An event's append, once: its id (a retry's) -> the offset it was given, else XADD and trim (as
 # in RedisEventLog.append's docstring) and remember the offset for APPENDED_MS.
-_APPEND_ONCE = """
+_APPEND = """
 local offset = redis.call('GET', KEYS[2])
 if not offset then
   offset = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'm', ARGV[1])
@@ -59,12 +59,12 @@ local function str(s)
   if n < 65536 then return string.char(0xda, math.floor(n / 256), n % 256) .. s end
   return string.char(0xdb, math.floor(n / 16777216), math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256) .. s
 end
-""" + _APPEND_ONCE + """
+""" + _APPEND + """
 local message = ARGV[5] .. str(offset) .. ARGV[6] .. str(ARGV[7] .. offset .. ARGV[8]) .. ARGV[9]
 for i = 10, #ARGV do redis.call('PUBLISH', ARGV[i], message) end
 return offset
 """
-_APPEND_ONCE = _APPEND_ONCE + "return offset\n"
+_APPEND_ONCE = _APPEND + "return offset\n"
 # How long a taken session state stays readable by the take that took it (its one retry: the
 # connection dropped after Redis did the GETDEL, before its answer came back).
 TAKEN_MS = 10_000

@@ -127,6 +127,7 @@ async def test_listen_subscribes_a_channel_whose_first_subscribe_failed_while_re
     ("/", {"note": "é" * 40}),  # 32-255 bytes, counted in UTF-8 bytes, not characters
     ("/admin", {"note": "x" * 1000}),  # 256-65,535
     ("/", {"note": "x" * 70_000, "raw": b"\x00\xff"}),  # 65,536 and more, and a binary attachment
+    ("/", {"note": OFFSET_SLOT}),  # the slot's text in the data: only the last one is the offset's
 ])
 async def test_an_event_logged_and_published_by_one_script_arrives_as_group_sends_would(namespace, data):
     prefix = f"test-script-{os.getpid()}"
