@@ -1,10 +1,13 @@
 """Several nodes, no sticky sessions: two behind a round-robin TCP proxy (long-polling still
-works), and two production processes on one host (an upgrade reaching the wrong one still works)."""
+works, between the processes of one host and between hosts), and two production processes on
+one host (an upgrade reaching the wrong one still works)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import tempfile
 
 import aiohttp
 import pytest
@@ -15,21 +18,28 @@ from tests.servers import REDIS_URL, fresh_postgres, manage, start_daphne, start
 from tests.tcpproxy import TcpProxy
 
 
-def two_servers(start, name: str, redis_url: str = REDIS_URL):
-    """Two servers started by `start`, sharing Redis (keys of their own) and a database."""
+def two_servers(start, name: str, redis_url: str = REDIS_URL, hosts: int = 1):
+    """Two servers started by `start`, sharing Redis (keys of their own) and a database; with
+    `hosts` 2, each as if on a host of its own: a temporary directory of its own, where this
+    host's processes meet (transports/handoff.py, relay.py)."""
     env = {**E2E_ENV, "REDIS_URL": redis_url, "REDIS_PREFIX": f"{E2E_ENV['REDIS_PREFIX']}{name}"}
     env["DATABASE_URL"], drop = fresh_postgres()
     manage(env, "migrate", "--noinput")
-    servers = [start("tests.e2e.testapp:application", env, ARTIFACTS / f"e2e-{name}-{n}.log") for n in (1, 2)]
+    places = [tempfile.mkdtemp(prefix=f"host{n}-") for n in range(hosts)] if hosts > 1 else []
+    servers = [start("tests.e2e.testapp:application", {**env, "TMPDIR": places[n]} if places else env,
+                     ARTIFACTS / f"e2e-{name}-{n + 1}.log") for n in range(2)]
     yield servers
     for server in servers:
         server.stop()
     drop()
+    for place in places:
+        shutil.rmtree(place, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def two_nodes():
-    yield from two_servers(start_daphne, "node")
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-host", "two-hosts"])
+def two_nodes(request):
+    """Through the relay between processes of a host, or through Redis between hosts."""
+    yield from two_servers(start_daphne, f"node{request.param}", hosts=request.param)
 
 
 @pytest.fixture
@@ -115,12 +125,13 @@ async def test_a_sid_no_live_node_owns_is_refused_at_once_not_after_the_forwardi
                     assert json.loads(await resp.text()) == {"code": 1, "message": "Session ID unknown"}
 
 
-async def test_a_request_for_the_other_nodes_session_while_redis_is_away_is_refused_at_once():
-    """The node a polling request reaches cannot ask the session's owner (Redis, the way between
-    them, is away): it says the session is unknown here, at once, so the client starts a new
-    one, and it goes on serving. Before: the ASGI app raised (HTTP 500, a traceback per request)."""
+async def test_a_request_for_another_hosts_session_while_redis_is_away_is_refused_at_once():
+    """The node a polling request reaches cannot ask the session's owner, on another host (Redis,
+    the way between them, is away): it says the session is unknown here, at once, so the client
+    starts a new one, and it goes on serving. Before: the ASGI app raised (HTTP 500, a traceback
+    per request)."""
     redis_path = await TcpProxy(int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])).start()
-    servers = two_servers(start_daphne, "redis-away", f"redis://127.0.0.1:{redis_path.port}/0")
+    servers = two_servers(start_daphne, "redis-away", f"redis://127.0.0.1:{redis_path.port}/0", hosts=2)
     owner, other = next(servers)
     try:
         async with aiohttp.ClientSession() as http:
@@ -139,6 +150,59 @@ async def test_a_request_for_the_other_nodes_session_while_redis_is_away_is_refu
         redis_path.restore()
         next(servers, None)
         await redis_path.stop()
+
+
+async def test_a_session_of_another_process_of_the_host_works_through_either_while_redis_is_away():
+    """A host's processes (uvicorn's workers) ask each other over a Unix socket, not Redis: with
+    Redis away, a polling session opened on one goes on through the other, its long-poll held
+    across the hop. Before: every request that reached the other process was refused, and the
+    client started over, again and again, for as long as Redis was away."""
+    redis_path = await TcpProxy(int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])).start()
+    servers = two_servers(start_daphne, "redis-away-host", f"redis://127.0.0.1:{redis_path.port}/0")
+    owner, other = next(servers)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{owner.url}/socket.io/?EIO=4&transport=polling") as resp:
+                sid = json.loads((await resp.text())[1:])["sid"]
+            redis_path.cut()
+            url = f"{other.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+            poll = asyncio.ensure_future(http.get(url))  # waits on the owner for what comes next
+            await asyncio.sleep(0.3)
+            async with http.post(url, data="40") as resp:  # the Socket.IO CONNECT, through the other
+                assert (resp.status, await resp.text()) == (200, "ok")
+            async with asyncio.timeout(10):
+                packets = []
+                while not any(p.startswith('40{"sid":') for p in packets):
+                    resp = await poll
+                    assert resp.status == 200
+                    packets += [p for p in (await resp.text()).split("\x1e") if p != "2"]
+                    poll = asyncio.ensure_future(http.get(url))
+            poll.cancel()
+        assert "Exception in ASGI application" not in (ARTIFACTS / "e2e-redis-away-host-2.log").read_text()
+    finally:
+        redis_path.restore()
+        next(servers, None)
+        await redis_path.stop()
+
+
+async def test_a_poll_held_for_a_process_of_the_host_that_is_killed_is_answered_at_once():
+    """The owner of a session dies (SIGKILL) while another process of the host holds a long-poll
+    for it: the poll is answered at once (unknown sid: the client reconnects and recovers).
+    Before, through Redis: it waited a ping interval and forwarding.REPLY_MARGIN_SECONDS."""
+    servers = two_servers(start_daphne, "killed-owner")
+    owner, other = next(servers)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{owner.url}/socket.io/?EIO=4&transport=polling") as resp:
+                sid = json.loads((await resp.text())[1:])["sid"]
+            poll = asyncio.ensure_future(http.get(f"{other.url}/socket.io/?EIO=4&transport=polling&sid={sid}"))
+            await asyncio.sleep(0.3)
+            owner.process.kill()
+            async with asyncio.timeout(3):  # the forwarding's wait is 11 s here
+                resp = await poll
+                assert resp.status == 400 and (await resp.json(content_type=None))["code"] == 1
+    finally:
+        next(servers, None)
 
 
 @pytest.fixture(scope="module")
