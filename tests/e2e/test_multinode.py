@@ -8,6 +8,7 @@ import asyncio
 import json
 import shutil
 import tempfile
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -125,31 +126,39 @@ async def test_a_sid_no_live_node_owns_is_refused_at_once_not_after_the_forwardi
                     assert json.loads(await resp.text()) == {"code": 1, "message": "Session ID unknown"}
 
 
-async def test_a_request_for_another_hosts_session_while_redis_is_away_is_refused_at_once():
-    """The node a polling request reaches cannot ask the session's owner, on another host (Redis,
-    the way between them, is away): it says the session is unknown here, at once, so the client
-    starts a new one, and it goes on serving. Before: the ASGI app raised (HTTP 500, a traceback
-    per request)."""
+@asynccontextmanager
+async def a_session_then_redis_away(name: str, hosts: int):
+    """Two nodes (on `hosts` hosts), a polling session opened on the first, then Redis away (its
+    way cut): (owner, other, sid, http). Afterwards no traceback in the other's log."""
     redis_path = await TcpProxy(int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])).start()
-    servers = two_servers(start_daphne, "redis-away", f"redis://127.0.0.1:{redis_path.port}/0", hosts=2)
+    servers = two_servers(start_daphne, name, f"redis://127.0.0.1:{redis_path.port}/0", hosts=hosts)
     owner, other = next(servers)
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{owner.url}/socket.io/?EIO=4&transport=polling") as resp:
                 sid = json.loads((await resp.text())[1:])["sid"]
             redis_path.cut()
-            for method in ("POST", "GET"):
-                async with asyncio.timeout(5):
-                    async with http.request(method, f"{other.url}/socket.io/?EIO=4&transport=polling&sid={sid}", data="3") as resp:
-                        assert resp.status == 400, method
-                        assert (await resp.json(content_type=None))["code"] == 1
-            async with http.get(f"{other.url}/socket.io/?EIO=4&transport=polling") as resp:
-                assert resp.status == 200 and (await resp.text()).startswith('0{"sid"')  # still serving
-        assert "Exception in ASGI application" not in (ARTIFACTS / "e2e-redis-away-2.log").read_text()
+            yield owner, other, sid, http
+        assert "Exception in ASGI application" not in (ARTIFACTS / f"e2e-{name}-2.log").read_text()
     finally:
         redis_path.restore()
         await asyncio.to_thread(next, servers, None)  # their drain reaches Redis through the proxy, run by this loop
         await redis_path.stop()
+
+
+async def test_a_request_for_another_hosts_session_while_redis_is_away_is_refused_at_once():
+    """The node a polling request reaches cannot ask the session's owner, on another host (Redis,
+    the way between them, is away): it says the session is unknown here, at once, so the client
+    starts a new one, and it goes on serving. Before: the ASGI app raised (HTTP 500, a traceback
+    per request)."""
+    async with a_session_then_redis_away("redis-away", hosts=2) as (owner, other, sid, http):
+        for method in ("POST", "GET"):
+            async with asyncio.timeout(5):
+                async with http.request(method, f"{other.url}/socket.io/?EIO=4&transport=polling&sid={sid}", data="3") as resp:
+                    assert resp.status == 400, method
+                    assert (await resp.json(content_type=None))["code"] == 1
+        async with http.get(f"{other.url}/socket.io/?EIO=4&transport=polling") as resp:
+            assert resp.status == 200 and (await resp.text()).startswith('0{"sid"')  # still serving
 
 
 async def test_a_session_of_another_process_of_the_host_works_through_either_while_redis_is_away():
@@ -157,36 +166,24 @@ async def test_a_session_of_another_process_of_the_host_works_through_either_whi
     Redis away, a polling session opened on one goes on through the other, its long-poll held
     across the hop. Before: every request that reached the other process was refused, and the
     client started over, again and again, for as long as Redis was away."""
-    redis_path = await TcpProxy(int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])).start()
-    servers = two_servers(start_daphne, "redis-away-host", f"redis://127.0.0.1:{redis_path.port}/0")
-    owner, other = next(servers)
-    try:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{owner.url}/socket.io/?EIO=4&transport=polling") as resp:
-                sid = json.loads((await resp.text())[1:])["sid"]
-            redis_path.cut()
-            url = f"{other.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
-            poll = asyncio.ensure_future(http.get(url))  # waits on the owner for what comes next
-            await asyncio.sleep(0.3)
-            async with http.post(url, data="40") as resp:  # the Socket.IO CONNECT, through the other
-                assert (resp.status, await resp.text()) == (200, "ok")
-            async with asyncio.timeout(10):
-                packets = []
-                while not any(p.startswith('40{"sid":') for p in packets):
-                    resp = await poll
-                    assert resp.status == 200
-                    packets += (await resp.text()).split("\x1e")
-                    if "2" in packets:  # a ping: answered through the other too, or the owner ends it
-                        packets.remove("2")
-                        async with http.post(url, data="3") as pong:
-                            assert pong.status == 200
-                    poll = asyncio.ensure_future(http.get(url))
-            poll.cancel()
-        assert "Exception in ASGI application" not in (ARTIFACTS / "e2e-redis-away-host-2.log").read_text()
-    finally:
-        redis_path.restore()
-        await asyncio.to_thread(next, servers, None)  # their drain reaches Redis through the proxy, run by this loop
-        await redis_path.stop()
+    async with a_session_then_redis_away("redis-away-host", hosts=1) as (owner, other, sid, http):
+        url = f"{other.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+        poll = asyncio.ensure_future(http.get(url))  # waits on the owner for what comes next
+        await asyncio.sleep(0.3)
+        async with http.post(url, data="40") as resp:  # the Socket.IO CONNECT, through the other
+            assert (resp.status, await resp.text()) == (200, "ok")
+        async with asyncio.timeout(10):
+            packets = []
+            while not any(p.startswith('40{"sid":') for p in packets):
+                resp = await poll
+                assert resp.status == 200
+                packets += (await resp.text()).split("\x1e")
+                if "2" in packets:  # a ping: answered through the other too, or the owner ends it
+                    packets.remove("2")
+                    async with http.post(url, data="3") as pong:
+                        assert pong.status == 200
+                poll = asyncio.ensure_future(http.get(url))
+        poll.cancel()
 
 
 async def test_a_poll_held_for_a_process_of_the_host_that_is_killed_is_answered_at_once():
