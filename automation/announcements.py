@@ -9,8 +9,8 @@ marked announced once it went out; a failed emit gives the claim back. The task 
 run claims at once (the normal path: each event once); the sweep (tasks.sweep_runs, or its
 loop in the server) claims whatever a Redis outage or a dead worker left owed, so an event
 goes out at least once after a fault. An emit repeated (its emitter died between the emit and
-the mark, or its publish failed after the log took it) is the same event (event_id_of): sent
-under the first one's offset, which servers that delivered it drop. A run's events go out in
+the mark, or Redis did the emit and its answer was lost) is the same event (event_id_of): not
+sent again with Redis, dropped by the server in memory (realtime.emit). A run's events go out in
 order: a claim holds all it owes, triggered first.
 A claim may be limited to the runs someone would hear (an audience of occupied rooms): a server
 process just started on the embedded default waits for the sockets of the one that died.

@@ -140,8 +140,8 @@ def _rooms(room: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 async def emit(room: str | list[str], event: str, data: Any, *, namespace: str = "/", event_id: str = "") -> None:
     """`event` to everyone in `room`, or in any of several rooms (each socket gets it once).
-    An emit under the `event_id` of one already logged (within recovery.APPENDED_MS) is sent
-    under that one's offset: a socket that got it, live or from the log, does not get it twice."""
+    An emit under the `event_id` of one already logged (within recovery.APPENDED_MS) is that
+    event, not a new one: a socket that got it, live or from the log, does not get it twice."""
     await emitter().emit(RoomEvent(_rooms(room), event, data, namespace, event_id=event_id))
 
 
@@ -156,8 +156,8 @@ def emit_sync(room: str | list[str], event: str, data: Any, *, namespace: str = 
               event_id: str = "") -> None:
     """Emit from sync code (Celery tasks, views). With `retry_for`, a layer fault is retried with
     the event queue's backoff and jitter for that many seconds before EmitFailed is raised.
-    A retry sends the event under the offset its first try logged (as the async emit's queue
-    does): sockets that got it then, or recover past it, do not get it twice. So does a later
+    A retry is the event its first try logged, if that try got so far (as in the async emit's
+    queue): sockets that got it then, or recover past it, do not get it twice. So is a later
     emit under the same `event_id` (as `emit`'s), once this one raised EmitFailed."""
     item = RoomEvent(_rooms(room), event, data, namespace, event_id=event_id)
     call_with_retries(lambda timeout: _emit_sync_once(item, timeout), retry_for, f"emit of {event} to {room}")

@@ -40,17 +40,18 @@ APPENDED_MS = 10 * 60 * 1000
 # An event's append, once: its id (a retry's) -> the offset it was given, else XADD and trim (as
 # in RedisEventLog.append's docstring) and remember the offset for APPENDED_MS.
 _APPEND = """
-local offset = redis.call('GET', KEYS[2])
-if not offset then
-  offset = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'm', ARGV[1])
-  redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[3])
-  redis.call('SET', KEYS[2], offset, 'PX', ARGV[4])
-end
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+local offset = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'm', ARGV[1])
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[3])
+redis.call('SET', KEYS[2], offset, 'PX', ARGV[4])
 """
 # The append, then the message (pubsub_layer.message_template's five parts, ARGV[5..9], the
-# offset put in) published on each channel after them: in the script, so no other event is
-# logged between an event's append and its publish, and every subscriber hears them in log
-# order. A retry of it publishes again, under the first offset: the fan-out drops the copy.
+# offset put in) published on each channel: in one script, so no other event is logged between
+# an event's append and its publish, and every subscriber hears them in log order. An event
+# already appended is not published again: its first script published it, so every process
+# then in its rooms heard it or reads it from the log when it subscribes again, and a copy sent
+# now would come after later events (a socket's last offset would go back).
 _APPEND_ONCE_AND_PUBLISH = """
 local function str(s)
   local n = #s

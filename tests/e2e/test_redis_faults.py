@@ -321,8 +321,8 @@ async def test_a_sign_in_a_node_started_before_redis_cannot_finish_is_tried_agai
 async def test_a_sync_emit_retried_after_its_answer_was_lost_arrives_once(own_redis, tmp_path):
     """A two-room emit (as every transaction and automation event) that Redis did (logged, and
     published to both rooms) but whose answer its producer never heard. Its retry (redis-py's
-    own, on a new connection) sends it again, under the offset it logged (not logged again,
-    under a new one): a socket in both rooms gets it once."""
+    own, on a new connection) finds it logged and gets its offset (not logged again, under a new
+    one): a socket in both rooms gets it once."""
     proxy = await TcpProxy(own_redis.port).start()
     env = {**E2E_ENV, "REDIS_URL": own_redis.url, "DATABASE_URL": fresh_sqlite(tmp_path)}
     manage(env, "migrate", "--noinput")

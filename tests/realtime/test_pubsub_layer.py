@@ -156,3 +156,34 @@ async def test_only_a_plain_msgpack_redis_layer_on_one_host_can_be_published_to_
     assert publish_channels(RedisPubSubChannelLayer(hosts=[REDIS_URL, REDIS_URL + "1"]), ["g"]) is None
     encrypted = RedisPubSubChannelLayer(hosts=[REDIS_URL], symmetric_encryption_keys=["k"])
     assert publish_channels(encrypted, ["g"]) is None
+
+
+async def test_an_event_emitted_again_under_its_id_is_not_published_again():
+    """A retry whose first try's answer was lost, or a domain's emit again of an event it gave
+    up on: the first script logged and published it, so every process in its rooms has it (or
+    reads it from the log on re-subscribing). Published again it would reach sockets after later
+    events, and a socket whose fan-out had forgotten its offset (fanout.SEEN_EVENTS later) would
+    get it twice, out of order."""
+    prefix = f"test-again-{os.getpid()}"
+    layer = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    log = RedisEventLog(REDIS_URL, prefix, max_age_ms=60_000)
+    try:
+        channel = await layer.new_channel("fanout.")
+        await layer.group_add("market.A_B", channel)
+        channels = publish_channels(layer, ["market.A_B"])
+
+        async def emit(n: int, event_id: str) -> str:
+            message = room_message("/", ("market:A_B",), "e", {"n": n}, OFFSET_SLOT)
+            return await log.append_and_publish("/", ("market:A_B",), "e", {"n": n}, event_id,
+                                                message_template(message, OFFSET_SLOT), channels)
+
+        first = await emit(1, "the-event")
+        later = await emit(2, "")
+        assert await emit(1, "the-event") == first  # the same offset, and nothing published
+        heard = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(2)]
+        assert [m["offset"] for m in heard] == [first, later]
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 0.5)
+    finally:
+        await layer.flush()
+        await log.client.delete(log.key)
