@@ -20,6 +20,7 @@ import contextlib
 import logging
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -35,6 +36,8 @@ FRAME_HEADER = struct.Struct("!I")
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 # No process of this host listens under that name: ask another way (Redis), or nobody.
 NOT_HERE = object()
+# A name younger than this is never taken for a dead process's (see _forget_the_dead).
+NEWBORN_SECONDS = 10
 
 
 def _path(directory: Path, node_id: str) -> Path:
@@ -127,11 +130,13 @@ async def _read_frame(reader: asyncio.StreamReader) -> dict:
 
 
 def _forget_the_dead(directory: Path) -> None:
-    """Remove the names of processes that died without removing their own (SIGKILL)."""
+    """Remove the names of processes that died without removing their own (SIGKILL). Not one
+    made in the last seconds: a process starting beside us may have bound it and not yet listen."""
     for path in directory.glob("*.relay"):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe, contextlib.suppress(OSError):
             probe.setblocking(False)  # a live one's full backlog is no reason to wait here
             try:
                 probe.connect(str(path))
             except ConnectionRefusedError:
-                path.unlink(missing_ok=True)
+                if path.lstat().st_mtime < time.time() - NEWBORN_SECONDS:
+                    path.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import asyncio
 import os
 import secrets
 import socket
+import time
 
 import pytest
 
@@ -80,12 +81,17 @@ async def test_a_peer_that_sends_garbage_is_cut_off_and_the_owner_serves_on(owne
 async def test_a_dead_processs_name_is_forgotten_by_the_next_to_start(owner):
     """SIGKILL leaves a node's name behind; a process starting removes it (nobody answers there)."""
     stale = meeting_place() / "dead0000.relay"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
-        dead.bind(str(stale))  # bound, never listening: what a killed process leaves
+    newborn = meeting_place() / "born0000.relay"
+    for path in (stale, newborn):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unheard:
+            unheard.bind(str(path))  # bound, not listening: what a killed process leaves
+    os.utime(stale, (time.time() - 60, time.time() - 60), follow_symlinks=False)  # it died a minute ago
     starting = LocalRelay(f"new{os.getpid() % 100000:05d}", None)
     await starting.start()
     try:
         assert not stale.exists()
+        assert newborn.exists()  # bound a moment ago: maybe a process starting beside this one
         assert (meeting_place() / f"{owner.node_id}.relay").exists()  # a live one's name stays
     finally:
         await starting.stop()
+        newborn.unlink()
