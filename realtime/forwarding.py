@@ -161,13 +161,13 @@ class Forwarder:
     async def _answer(self, message: dict, gone: asyncio.Future) -> dict | None:
         """Serve a request another node sent (through Redis or this host's relay); its reply, or
         None if `gone` (the asker's client left) came first."""
-        session = self.engine.sessions.get(message["sid"])
+        session = self.engine.sessions.get(message.get("sid"))  # .get: a peer's frame, whatever it holds
         if session is None:
             reply = error_reply(400, ErrorCode.UNKNOWN_SID)
-        elif message["method"] == "GET":
+        elif message.get("method") == "GET":
             reply = await serve_poll(session, gone)
-        elif message["method"] == "POST":
-            reply = await serve_push(session, message["body"])
+        elif message.get("method") == "POST":
+            reply = await serve_push(session, message.get("body"))
         else:
             reply = error_reply(400, ErrorCode.BAD_REQUEST)
         return None if reply is None else {"status": reply.status, "body": reply.body, "content_type": reply.content_type}

@@ -16,17 +16,15 @@ client going away; the owner closing without a reply (killed, exiting) is a sess
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import struct
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgpack
 
-from .transports.handoff import meeting_place
+from .transports.handoff import forget_the_dead, meeting_place
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +34,6 @@ FRAME_HEADER = struct.Struct("!I")
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 # No process of this host listens under that name: ask another way (Redis), or nobody.
 NOT_HERE = object()
-# A name younger than this is never taken for a dead process's (see _forget_the_dead).
-NEWBORN_SECONDS = 10
 
 
 def _path(directory: Path, node_id: str) -> Path:
@@ -58,7 +54,7 @@ class LocalRelay:
             return
         try:
             directory = meeting_place()
-            _forget_the_dead(directory)
+            forget_the_dead(directory, ".relay", socket.SOCK_STREAM)
             self._server = await asyncio.start_unix_server(self._answer, path=str(_path(directory, self.node_id)))
         except OSError as exc:
             logger.warning("polling requests from this host's other processes come through Redis only: %s", exc)
@@ -127,16 +123,3 @@ async def _read_frame(reader: asyncio.StreamReader) -> dict:
     if not isinstance(message, dict):
         raise ValueError("a frame that is no map")
     return message
-
-
-def _forget_the_dead(directory: Path) -> None:
-    """Remove the names of processes that died without removing their own (SIGKILL). Not one
-    made in the last seconds: a process starting beside us may have bound it and not yet listen."""
-    for path in directory.glob("*.relay"):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe, contextlib.suppress(OSError):
-            probe.setblocking(False)  # a live one's full backlog is no reason to wait here
-            try:
-                probe.connect(str(path))
-            except ConnectionRefusedError:
-                if path.lstat().st_mtime < time.time() - NEWBORN_SECONDS:
-                    path.unlink(missing_ok=True)

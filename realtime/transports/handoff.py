@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import socket
 import stat
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 # An upgrade request as uvicorn rebuilds it: a request line and headers, well under this.
 MAX_REQUEST_BYTES = 65536
+# A name younger than this is never taken for a dead process's (forget_the_dead).
+NEWBORN_SECONDS = 10
 
 # This worker's uvicorn Config, ServerState and app state (uvicorn_http.HttpToolsProtocol
 # records them): what a WebSocket protocol for an adopted connection is made with.
@@ -67,7 +71,7 @@ def start_receiving(node_id: str) -> None:
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
         directory = meeting_place()
-        _forget_the_dead(directory)
+        forget_the_dead(directory, ".sock", socket.SOCK_DGRAM)
         path = directory / f"{node_id}.sock"
         receiver.bind(str(path))
     except OSError as exc:  # upgrades must then reach their owner
@@ -80,16 +84,18 @@ def start_receiving(node_id: str) -> None:
     _receiver, _node_id, _directory = receiver, node_id, directory
 
 
-def _forget_the_dead(directory: Path) -> None:
-    """Remove the names of processes that died without removing their own (SIGKILL)."""
-    for path in directory.glob("*.sock"):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+def forget_the_dead(directory: Path, suffix: str, kind: socket.SocketKind) -> None:
+    """Remove the names (`*{suffix}`, sockets of `kind`) of processes that died without removing
+    their own (SIGKILL). Not a stream socket made in the last seconds: a process starting beside
+    us may have bound it and not yet listen on it (a datagram socket hears once bound)."""
+    for path in directory.glob(f"*{suffix}"):
+        with socket.socket(socket.AF_UNIX, kind) as probe, contextlib.suppress(OSError):
+            probe.setblocking(False)  # a live one's full backlog is no reason to wait here
             try:
                 probe.connect(str(path))
             except ConnectionRefusedError:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass
+                if kind == socket.SOCK_DGRAM or path.lstat().st_mtime < time.time() - NEWBORN_SECONDS:
+                    path.unlink(missing_ok=True)
 
 
 def hand_over(transport: asyncio.Transport, target: str, request: bytes) -> bool:

@@ -55,7 +55,7 @@ def test_names_left_by_processes_that_died_are_removed_and_live_ones_kept():
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as live:
         live.bind(str(place / "live-node.sock"))
         try:
-            handoff._forget_the_dead(place)
+            handoff.forget_the_dead(place, ".sock", socket.SOCK_DGRAM)
             assert not (place / "dead-node.sock").exists()
             assert (place / "live-node.sock").exists()
         finally:
