@@ -1,7 +1,7 @@
 """`python -m tests.benchmarks`: Galaxy against Socket.IO's Node server and python-socketio.
 
 For each server in turn: start it (and nothing else of its kind) on a free loopback port; have
-the load generator (tests/benchmarks/node/generator.mjs) open N WebSocket clients, each sending
+the load generator (tests/benchmarks/generator.c) open N WebSocket clients, each sending
 its own token and subscribing to market:XLM_USDC; once every subscription is acknowledged, have
 a producer in another process emit K = rate x duration price updates at `rate` per second
 through that server's own emit path (Galaxy: realtime.emit.emit); collect what the clients got;
@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from contextlib import ExitStack
 from datetime import datetime, timezone
@@ -118,16 +119,26 @@ def ensure_node_modules() -> None:
 
 
 class Generator:
-    """The Node load generator, driven over its stdin/stdout JSON lines."""
+    """The load generator, driven over its stdin/stdout lines: generator.c for WebSocket clients,
+    node/generator.mjs for long-polling ones."""
 
     def __init__(self, name: str, cpus: str | None, config: dict) -> None:
+        websocket = config["transport"] == "websocket"
+        command = [str(build_generator())] if websocket else ["node", str(NODE_DIR / "generator.mjs")]
         self.process = subprocess.Popen(
-            pinned(["node", str(NODE_DIR / "generator.mjs")], cpus), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            pinned(command, cpus), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=(LOGS / f"generator-{name}.log").open("wb"), text=True, start_new_session=True,
         )
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        self.send(json.dumps(config))
+        if websocket:
+            url = urllib.parse.urlsplit(config["url"])
+            tokens = config["tokens"]
+            self.send(f"{url.hostname} {url.port} {url.path}?{url.query} {config['room']} {config['n']} {int(tokens is None)}")
+            if tokens:
+                self.send("\n".join(tokens))
+        else:
+            self.send(json.dumps(config))
 
     def _read(self) -> None:
         for line in self.process.stdout:
@@ -149,6 +160,15 @@ class Generator:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+
+def build_generator() -> Path:
+    """generator.c compiled into artifacts/ (again when the source is newer)."""
+    source, binary = Path(__file__).with_name("generator.c"), LOGS / "generator"
+    if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cc", "-O2", "-o", str(binary), str(source)], check=True)
+    return binary
 
 
 def run_one(name: str, args, redis_url: str, database_url: str | None, tokens: list[str]) -> dict:

@@ -1,20 +1,16 @@
-// The benchmark's load generator: N raw clients speaking Engine.IO v4 / Socket.IO v5 over
-// WebSocket, or over HTTP long-polling with "transport": "polling".
+// The benchmark's load generator for HTTP long-polling: N raw clients speaking Engine.IO v4 /
+// Socket.IO v5 over `http` with hand-written packets (WebSocket clients: ../generator.c).
 //
-// Raw `ws` / `http` and hand-written packets, not socket.io-client, so the generator costs
-// little per message and is never the bottleneck. Talks to the harness
-// (tests/benchmarks/__main__.py) in JSON lines. Its first stdin line is the configuration
-// (tokens are too many for argv):
-//   {"url": "ws://127.0.0.1:PORT/socket.io/?EIO=4&transport=websocket", "n": 1000,
-//    "room": "market:XLM_USDC", "tokens": ["...", ...] | null, "transport": "websocket"}
-// (with "transport": "polling", the url is http://...&transport=polling)
+// Talks to the harness (tests/benchmarks/__main__.py) in JSON lines. Its first stdin line is the
+// configuration (tokens are too many for argv):
+//   {"url": "http://127.0.0.1:PORT/socket.io/?EIO=4&transport=polling", "n": 1000,
+//    "room": "market:XLM_USDC", "tokens": ["...", ...] | null}
 // It prints {"event": "ready", ...} once every client is connected and subscribed; then on the
 // line "stop K" it waits until each client has K updates (or DRAIN_MS passed), prints
 // {"event": "report", ...}, closes every socket and exits.
 import { performance } from "node:perf_hooks";
 import http from "node:http";
 import { createInterface } from "node:readline";
-import WebSocket from "ws";
 
 // Connections opening at once: enough to measure the server's accept rate, few enough not to
 // overflow a listen backlog (daphne's is 50).
@@ -95,21 +91,6 @@ function finisher(resolve) {
   return finish;
 }
 
-function openWebSocket(i) {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(config.url, { perMessageDeflate: false });
-    const finish = finisher(resolve);
-    const handle = conversation(i, (text) => ws.send(text), finish);
-    ws.on("message", (buf) => handle(buf.toString()));
-    ws.on("error", (err) => {
-      if (!finish.done()) process.stderr.write(`client ${i}: ${err.message}\n`);
-      finish(false);
-    });
-    ws.on("close", () => finish(false));
-    sockets.push({ close: () => ws.terminate(), open: () => ws.readyState === WebSocket.OPEN });
-  });
-}
-
 // HTTP long-polling, as a client whose network allows no WebSocket: one GET waiting at a time,
 // POSTs beside it, on keep-alive connections.
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
@@ -158,8 +139,7 @@ async function connectAll() {
   const start = nowMs();
   let next = 0;
   const lane = async () => {
-    const open = config.transport === "polling" ? openPolling : openWebSocket;
-    while (next < config.n) await open(next++);
+    while (next < config.n) await openPolling(next++);
   };
   await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, config.n) }, lane));
   say({ event: "ready", connect_s: (nowMs() - start) / 1000, subscribed, failed });
