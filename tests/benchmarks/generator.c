@@ -92,12 +92,12 @@ static void drop(int i, const char *why) {
 }
 
 // A masked client frame (RFC 6455 5.3: clients mask; the key's value is the client's choice).
-static void send_text(int i, const char *text, size_t len) {
+static void send_frame(int i, int opcode, const char *text, size_t len) {
   static const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
   unsigned char frame[16 + 4096];
   size_t h = 0;
   if (len > 4096) die("frame too long\n");
-  frame[h++] = 0x81;
+  frame[h++] = 0x80 | opcode;
   if (len < 126) frame[h++] = 0x80 | len;
   else {
     frame[h++] = 0x80 | 126;
@@ -110,6 +110,8 @@ static void send_text(int i, const char *text, size_t len) {
   // Tiny frames into an empty send buffer: a short write means the connection is gone.
   if (write(clients[i].fd, frame, h + len) != (ssize_t)(h + len)) drop(i, "write failed");
 }
+
+static void send_text(int i, const char *text, size_t len) { send_frame(i, 1, text, len); }
 
 static void record_latency(double ms) {
   if (latency_count == latency_cap) {
@@ -198,8 +200,9 @@ static size_t frames(int i) {
     } else if (opcode == 8) {
       drop(i, "closed by the server");
       break;
+    } else if (opcode == 9 && plen <= 125) {
+      send_frame(i, 10, payload, plen); // daphne pings WebSocket clients, as browsers answer
     }
-    // pings (9) get no pong: Engine.IO's own ping keeps the session; binary frames are not sent
     at += h + plen;
   }
   return at;
