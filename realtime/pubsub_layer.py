@@ -217,8 +217,10 @@ async def listen(layer, channel: str) -> None:
 
 
 async def unlisten(layer, channel: str) -> None:
-    """Stop hearing `channel` (a node about to exit): sends to it are heard by nobody from now
-    on, so their senders learn at once; what reached it before stays for its `receive`."""
+    """Stop hearing `channel` (a node about to exit): sends to it are heard by nobody once Redis
+    has read the UNSUBSCRIBE (a send on another connection may reach Redis first: the caller
+    settles, forwarding.STOP_SETTLE_SECONDS), so their senders learn at once; what reached it
+    before stays for its `receive`."""
     redis_layer = _redis_layer(layer)
     if redis_layer is not None:
         await _subscribe({redis_layer._get_shard(channel): [channel]}, False)
