@@ -321,7 +321,8 @@ def main(argv=None) -> int:
     auth = "clients anonymous" if args.anonymous else "token checked per connection"
     print(f"Galaxy: full product (Redis layer, {auth}, rate limits on; "
           f"RATE_LIMIT_HANDSHAKES={HANDSHAKES_ALLOWED} "
-          "because every client comes from 127.0.0.1). Peers: equivalent handlers, no auth.\n")
+          "because every client comes from 127.0.0.1). Peers: equivalent handlers, the same token checked, "
+          "no per-user or per-connection counts.\n")
     print(render_table(results))
     if args.json:
         args.json.write_text(json.dumps({"date": when, "args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2))

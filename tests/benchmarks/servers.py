@@ -137,7 +137,8 @@ def galaxy_uvicorn(ws: str):
 
 
 def start_python_socketio(name, env, workers, cpus) -> Server:
-    pysio_env = {"REDIS_URL": env["REDIS_URL"]}
+    pysio_env = {"REDIS_URL": env["REDIS_URL"], "JWT_SECRET": env["SUPABASE_JWT_SECRET"],
+                 "JWT_ISSUER": f"{env['SUPABASE_URL']}/auth/v1"}
     return _start_uvicorn(name, "tests.benchmarks.pysio_server:app", pysio_env, workers, cpus, "websockets-sansio")
 
 
@@ -145,7 +146,8 @@ def start_node(name, env, workers, cpus) -> Server:
     listener = _shared_listener()
     server = Server(name, listener.getsockname()[1])
     for _ in range(workers):
-        command = ["node", str(NODE_DIR / "server.mjs"), str(listener.fileno()), env["REDIS_URL"]]
+        command = ["node", str(NODE_DIR / "server.mjs"), str(listener.fileno()), env["REDIS_URL"],
+                   env["SUPABASE_JWT_SECRET"], f"{env['SUPABASE_URL']}/auth/v1"]
         _spawn(server, pinned(command, cpus), {}, pass_fds=(listener.fileno(),))
     listener.close()
     return server
