@@ -23,7 +23,7 @@ from channels.layers import get_channel_layer
 from .eager import result_or_future
 from .pubsub_layer import GroupMembership, watch_resubscribes
 from .recovery import offset_key
-from .rooms import room_to_group
+from .rooms import PRIVATE_GROUP_PREFIXES, room_to_group
 
 if TYPE_CHECKING:
     from .server import Socket
@@ -114,12 +114,13 @@ class Fanout:
         if room in socket.rooms:
             return
         group = room_to_group(room)
-        async with self._room_lock(room):
-            if self._group_refs[room] == 0:
-                await (await self._membership()).join(group)
-                self._joined_ms[room] = time.time() * 1000
-                watch_resubscribes(self.layer, self.resubscribed)
-            self._group_refs[room] += 1
+        if room in self._locks or not self._joined_now(room, group):
+            async with self._room_lock(room):
+                if self._group_refs[room] == 0:
+                    await (await self._membership()).join(group)
+                    self._joined_ms[room] = time.time() * 1000
+                    watch_resubscribes(self.layer, self.resubscribed)
+                self._group_refs[room] += 1
         socket.rooms.add(room)
         self._members[(socket.namespace, room)].add(socket)
         if not socket.connected:  # it went while the group join awaited, and left all it was in then
@@ -133,12 +134,40 @@ class Fanout:
         self._members[key].discard(socket)
         if not self._members[key]:
             del self._members[key]
+        if room not in self._locks and self._left_now(room):
+            return
         async with self._room_lock(room):
             self._group_refs[room] -= 1
             if self._group_refs[room] == 0:
                 del self._group_refs[room]
                 self._joined_ms.pop(room, None)
                 await self._groups.leave(room_to_group(room))
+
+    def _joined_now(self, room: str, group: str) -> bool:
+        """Count one more local member of `room` if that needs no await: the room is joined here
+        already, or its group is heard through a pattern (pubsub_layer). Only while no join or
+        leave of the room is in flight (the caller checks `_locks`): nothing can come between."""
+        if self._group_refs.get(room):
+            self._group_refs[room] += 1
+            return True
+        if self._groups is not None and self._groups.join_now(group):
+            self._group_refs[room] = 1
+            self._joined_ms[room] = time.time() * 1000
+            return True
+        return False
+
+    def _left_now(self, room: str) -> bool:
+        """As _joined_now, for a leave: one local member fewer, and the last one's group left if
+        that needs no await."""
+        refs = self._group_refs.get(room, 0)
+        if refs > 1:
+            self._group_refs[room] = refs - 1
+            return True
+        if refs == 1 and self._groups is not None and self._groups.leave_now(room_to_group(room)):
+            del self._group_refs[room]
+            self._joined_ms.pop(room, None)
+            return True
+        return False
 
     async def leave_all(self, socket: Socket) -> None:
         for room in list(socket.rooms):
@@ -216,7 +245,7 @@ class Fanout:
         async with self._channel_lock:
             if self._channel is None:
                 self._channel = await self.layer.new_channel("fanout.")
-                self._groups = GroupMembership(self.layer, self._channel)
+                self._groups = GroupMembership(self.layer, self._channel, pattern_prefixes=PRIVATE_GROUP_PREFIXES)
                 self._reader = asyncio.ensure_future(self._read())
                 watch_resubscribes(self.layer, self.resubscribed)
         return self._groups

@@ -13,6 +13,18 @@ pile up while one is in flight go together (batching.Coalescer): one command per
 of their channels, registered as group_add and group_discard would have for each. The fan-out
 never joins and leaves one room at the same time (its room locks).
 
+Groups heard through one pattern (`GroupMembership(pattern_prefixes=...)`). Private rooms
+(user:, wallet:, automation:) are each one user's or one entity's: a burst of sign-ins is a burst
+of groups nobody else here is in, and even batched, each one's SUBSCRIBE, the confirmation the
+layer's receive loop then reads through redis-py, and its UNSUBSCRIBE at the end were a fifth of
+a signed-in connect's server CPU (README "Benchmark"). Groups whose names start with one of
+`pattern_prefixes` are heard instead through one PSUBSCRIBE per shard, made at the first such
+join: joining or leaving one is then a change to the layer's own group table, which its receive
+loop reads for a pattern's message as for any other (it looks the message's channel up there,
+and drops one nobody here is in). Every process hears every private room's messages, as
+Socket.IO's Redis adapter has every process hear every room's; private rooms carry a user's own
+events, a small share of the traffic beside the markets', which keep a subscription each.
+
 Hearing that the subscriber connection was made again (`watch_resubscribes`). When it drops,
 redis-py connects and subscribes again by itself, but room messages published in between
 reached no one in this process, and channels_redis says nothing (4.3 keeps an `on_reconnect`
@@ -80,9 +92,11 @@ def watch_resubscribes(layer, callback: Callable) -> None:
 
 
 class GroupMembership:
-    def __init__(self, layer, channel: str) -> None:
+    def __init__(self, layer, channel: str, pattern_prefixes: tuple[str, ...] = ()) -> None:
         self.layer = layer
         self.channel = channel
+        self.pattern_prefixes = pattern_prefixes  # groups heard through one pattern (module docstring)
+        self._made_patterns: tuple[object, list[bytes]] | None = None  # (layer, its patterns)
         self._join = Coalescer(self._join_all)
         self._leave = Coalescer(self._leave_all)
 
@@ -92,6 +106,40 @@ class GroupMembership:
     async def leave(self, group: str) -> None:
         await self._leave(group)
 
+    def join_now(self, group: str) -> bool:
+        """Join `group` at once if that needs no Redis command: a group heard through a pattern
+        that every shard has subscribed. False: nothing done, `join` it."""
+        layer = _redis_layer(self.layer)
+        if layer is None or not group.startswith(self.pattern_prefixes) or self.channel not in layer.channels:
+            return False
+        patterns = self._patterns(layer)
+        for shard in layer._shards:
+            if shard._pubsub is None or not all(pattern in shard._pubsub.patterns for pattern in patterns):
+                return False
+        layer.groups.setdefault(layer._get_group_channel_name(group), set()).add(self.channel)
+        return True
+
+    def leave_now(self, group: str) -> bool:
+        """Leave a group heard through a pattern at once (no command: the pattern stays for the
+        others). False for any other group: `leave` it."""
+        layer = _redis_layer(self.layer)
+        if layer is None or not group.startswith(self.pattern_prefixes):
+            return False
+        group_channel = layer._get_group_channel_name(group)
+        members = layer.groups.get(group_channel)
+        if members is not None:
+            members.discard(self.channel)
+            if not members:
+                del layer.groups[group_channel]
+        return True
+
+    def _patterns(self, layer) -> list[bytes]:
+        """The shards' patterns, as bytes: how redis-py's pubsub.patterns names them."""
+        if self._made_patterns is None or self._made_patterns[0] is not layer:  # one layer per event loop
+            patterns = [(_glob_escape(layer._get_group_channel_name(p)) + "*").encode() for p in self.pattern_prefixes]
+            self._made_patterns = (layer, patterns)
+        return self._made_patterns[1]
+
     async def _join_all(self, groups: list[str]) -> list:
         layer = _redis_layer(self.layer)
         if layer is None:  # the in-memory layer: one call each
@@ -99,10 +147,17 @@ class GroupMembership:
         if self.channel not in layer.channels:  # as group_add says it
             raise RuntimeError(f"group_add of {self.channel!r}, a channel not made in this process")
         by_shard = defaultdict(list)
+        patterned = False
         for group in dict.fromkeys(groups):
             group_channel = layer._get_group_channel_name(group)
-            layer.groups.setdefault(group_channel, set()).add(self.channel)
-            by_shard[layer._get_shard(group_channel)].append(group_channel)
+            if group.startswith(self.pattern_prefixes):
+                patterned = True
+            else:
+                by_shard[layer._get_shard(group_channel)].append(group_channel)
+        if patterned:  # before the groups are in the table: a join returns once it is heard
+            await _subscribe({shard: self._patterns(layer) for shard in layer._shards}, True, patterns=True)
+        for group in dict.fromkeys(groups):
+            layer.groups.setdefault(layer._get_group_channel_name(group), set()).add(self.channel)
         await _subscribe(by_shard, True)
         return [None] * len(groups)
 
@@ -119,23 +174,32 @@ class GroupMembership:
             members.discard(self.channel)
             if not members:  # the last member out: the process stops hearing the group
                 del layer.groups[group_channel]
-                by_shard[layer._get_shard(group_channel)].append(group_channel)
+                if not group.startswith(self.pattern_prefixes):  # the pattern stays for the others
+                    by_shard[layer._get_shard(group_channel)].append(group_channel)
         await _subscribe(by_shard, False)
         return [None] * len(groups)
 
 
-async def _subscribe(by_shard: dict, subscribe: bool) -> None:
+async def _subscribe(by_shard: dict, subscribe: bool, patterns: bool = False) -> None:
     """SUBSCRIBE (or UNSUBSCRIBE) each shard's channels in one command, skipping those it is
-    already (not) subscribed to, as the shard's own subscribe/unsubscribe does one at a time."""
+    already (not) subscribed to, as the shard's own subscribe/unsubscribe does one at a time.
+    With `patterns`, PSUBSCRIBE the glob patterns given (redis-py's pubsub knows which it has)."""
     for shard, names in by_shard.items():
         async with shard._lock:
-            todo = [name for name in names if (name in shard._subscribed_to) is not subscribe]
+            if patterns:
+                subscribed = shard._pubsub.patterns if shard._pubsub is not None else ()
+            else:
+                subscribed = shard._subscribed_to
+            todo = [name for name in names if (name in subscribed) is not subscribe]
             if not todo:
                 continue
             shard._ensure_redis()
             shard._ensure_receiver()
             pubsub = shard._pubsub
-            command = pubsub.subscribe if subscribe else pubsub.unsubscribe
+            if patterns:
+                command = pubsub.psubscribe if subscribe else pubsub.punsubscribe
+            else:
+                command = pubsub.subscribe if subscribe else pubsub.unsubscribe
             if pubsub.connection is None:
                 # Never connected: no reconnect would come to subscribe them; a failure fails the join.
                 await command(*todo)
@@ -144,17 +208,25 @@ async def _subscribe(by_shard: dict, subscribe: bool) -> None:
                 # so whichever reconnect comes (its own inside a failing call, or a later one)
                 # does it (see the module's docstring).
                 wanted = pubsub._normalize_keys(dict.fromkeys(todo))
+                table = pubsub.patterns if patterns else pubsub.channels
                 if subscribe:
-                    pubsub.channels.update(wanted)
+                    table.update(wanted)
                 else:
                     for name in wanted:
-                        pubsub.channels.pop(name, None)
+                        table.pop(name, None)
                 with contextlib.suppress(*REDIS_AWAY):  # Redis away (a restart, a failover)
                     await command(*todo)
+            if patterns:
+                continue  # redis-py's pubsub.patterns is the record
             if subscribe:
                 shard._subscribed_to.update(todo)
             else:
                 shard._subscribed_to.difference_update(todo)
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally in a Redis glob pattern."""
+    return "".join("\\" + c if c in "*?[]\\^" else c for c in text)
 
 
 def publish_channels(layer, groups: list[str]) -> list[str] | None:

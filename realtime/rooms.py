@@ -21,6 +21,9 @@ ROOM_GRAMMAR = re.compile(
 )
 PUBLIC_PREFIXES = ("market:", "system:")
 GROUP_PREFIX = "room."
+# The groups of private rooms (one user's or one entity's each): what the grammar's private kinds
+# become in room_to_group. The fan-out hears them all through one pattern (pubsub_layer).
+PRIVATE_GROUP_PREFIXES = tuple(f"{GROUP_PREFIX}{kind}." for kind in ("user", "wallet", "automation"))
 
 
 def validate_room(room: object) -> str:

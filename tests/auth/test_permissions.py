@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from realtime.rooms import room_to_group
 from tests.auth.clients import Client, connected, emit_from_server, receives_room_emit
 from tests.auth.conftest import (
     ALICE, APP, ARTIFACTS, AUTH_REDIS_URL, BOB, create_rows, new_user, wallets_and_automations,
@@ -201,16 +200,19 @@ async def test_an_owner_change_sent_while_a_node_is_not_subscribed_is_rechecked_
     redis_url = urlsplit(AUTH_REDIS_URL)
     link = await TcpProxy(redis_url.port).start()
     env = {**fleet["redis-1"].env, "REDIS_URL": f"redis://127.0.0.1:{link.port}{redis_url.path}"}
-    node = await asyncio.to_thread(start_daphne, APP, env, ARTIFACTS / "auth-resubscribing.log")
     watcher = redis.Redis.from_url(AUTH_REDIS_URL)
-    group_channel = f"{env['REDIS_PREFIX']}__group__{room_to_group(room)}"
+    others = {c["id"] for c in watcher.client_list(_type="pubsub")}  # the fleet's nodes
+    node = await asyncio.to_thread(start_daphne, APP, env, ARTIFACTS / "auth-resubscribing.log")
 
     async def subscribed() -> bool:
-        return (await asyncio.to_thread(watcher.pubsub_numsub, group_channel))[0][1] > 0
+        """Whether the node hears the room: its subscriber holds the private rooms' pattern."""
+        clients = await asyncio.to_thread(watcher.client_list, _type="pubsub")
+        return any(c["id"] not in others and int(c["psub"]) > 0 for c in clients)
     client = None
     try:
         client = await signed_in_as(node, supabase, old)
         assert (await client.call("transaction:subscribe", {"walletId": wallet}))["ok"] is True
+        assert await subscribed()
         link.cut()  # the node's connections to Redis drop; it cannot make new ones
         for _ in range(50):
             if not await subscribed():

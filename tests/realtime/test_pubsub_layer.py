@@ -27,8 +27,9 @@ BURST = 200
 
 @pytest.fixture
 def commands(monkeypatch):
-    """Channels per SUBSCRIBE and UNSUBSCRIBE redis-py sent (the real methods, counted)."""
-    sent = {"subscribe": [], "unsubscribe": []}
+    """Channels (or patterns) per (P)SUBSCRIBE and (P)UNSUBSCRIBE redis-py sent (the real
+    methods, counted)."""
+    sent = {"subscribe": [], "unsubscribe": [], "psubscribe": [], "punsubscribe": []}
     for name in sent:
         real = getattr(PubSub, name)
 
@@ -72,6 +73,91 @@ async def test_a_burst_of_joins_and_leaves_is_a_few_commands_and_every_group_hea
     finally:
         await layer.flush()
         await client.aclose()
+
+
+async def test_groups_of_a_pattern_prefix_are_heard_through_one_psubscribe_and_joined_and_left_with_no_command(commands):
+    """Private rooms' groups (pattern_prefixes): the first join makes the one PSUBSCRIBE, the rest
+    and every leave touch no Redis; each joined group hears another process's group_send, a left
+    one stops hearing; other groups still SUBSCRIBE one channel each."""
+    prefix = f"test-pattern-{os.getpid()}"
+    layer = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    sender = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=prefix)  # another process
+    try:
+        channel = await layer.new_channel("fanout.")
+        for sent in commands.values():
+            sent.clear()
+        groups = GroupMembership(layer, channel, pattern_prefixes=("room.user.", "room.wallet."))
+        names = [f"room.{'user' if n % 2 else 'wallet'}.{n}" for n in range(BURST)]
+        await asyncio.gather(*(groups.join(name) for name in names))
+        assert commands["psubscribe"] == [2] and commands["subscribe"] == []
+        for n, name in enumerate(names):
+            await sender.group_send(name, {"type": "room.emit", "n": n})
+        heard = [await asyncio.wait_for(layer.receive(channel), 5) for _ in names]
+        assert [message["n"] for message in heard] == list(range(BURST))
+
+        await asyncio.gather(*(groups.leave(name) for name in names[:-1]))
+        await sender.group_send("room.user.nobody", {"type": "room.emit", "n": "nobody's"})  # heard, dropped
+        for name in names:
+            await sender.group_send(name, {"type": "room.emit", "n": name})
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == names[-1]  # only the one still joined
+        await groups.join(names[0])  # joined again
+        await sender.group_send(names[0], {"type": "room.emit", "n": "again"})
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == "again"
+        assert commands["psubscribe"] == [2] and commands["unsubscribe"] == commands["punsubscribe"] == []
+
+        await groups.join("room.market.XLM_USDC")  # not private: a subscription of its own
+        assert commands["subscribe"] == [1]
+    finally:
+        await layer.flush()
+        await sender.flush()
+
+
+async def test_a_pattern_matches_its_layer_prefix_literally():
+    """A prefix with glob characters in it (REDIS_PREFIX is the operator's) hears its own private
+    groups and not those of another prefix the unescaped pattern would match."""
+    layer = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=f"test*?[x]{os.getpid()}")
+    own = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=f"test*?[x]{os.getpid()}")
+    other = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix=f"test-ax{os.getpid()}")
+    try:
+        channel = await layer.new_channel("fanout.")
+        await GroupMembership(layer, channel, pattern_prefixes=("room.user.",)).join("room.user.1")
+        await other.group_send("room.user.1", {"type": "room.emit", "n": "other's"})
+        await own.group_send("room.user.1", {"type": "room.emit", "n": "own"})
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == "own"
+    finally:
+        for each in (layer, own, other):
+            await each.flush()
+
+
+async def test_a_pattern_is_subscribed_again_when_redis_comes_back(tmp_path):
+    server = RedisProcess(tmp_path).start()
+    layer = RedisPubSubChannelLayer(hosts=[server.url], prefix="test-pattern-back")
+    sender = RedisPubSubChannelLayer(hosts=[server.url], prefix="test-pattern-back")
+    try:
+        channel = await layer.new_channel("fanout.")
+        groups = GroupMembership(layer, channel, pattern_prefixes=("room.user.",))
+        await groups.join("room.user.1")
+        server.stop()
+        await groups.join("room.user.2")  # while Redis is away: joined all the same
+        server.start()
+        for _ in range(100):  # until the layer's subscriber is back and has subscribed again
+            await sender.group_send("room.user.2", {"type": "room.emit", "n": "probe"})
+            try:
+                message = await asyncio.wait_for(layer.receive(channel), 0.1)
+                break
+            except asyncio.TimeoutError:
+                continue
+        else:
+            raise AssertionError("the pattern was not subscribed again")
+        assert message["n"] == "probe"
+        await sender.group_send("room.user.1", {"type": "room.emit", "n": 1})  # the group joined before
+        while (message := await asyncio.wait_for(layer.receive(channel), 5))["n"] == "probe":
+            continue  # probes sent before the first was read
+        assert message["n"] == 1
+    finally:
+        await layer.flush()
+        await sender.flush()
+        server.stop()
 
 
 async def heard_once_redis_took_it(layer, channel: str, message: dict, expected: int) -> bool:
