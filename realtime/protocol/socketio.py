@@ -105,7 +105,12 @@ def dumps(data: Any) -> str:
 def encode_packet(packet: Packet) -> list[str | bytes]:
     """The packet as Engine.IO message payloads: its text, then any binary attachments."""
     attachments: list[bytes] = []
-    data = _deconstruct(packet.data, attachments) if packet.data is not None else None
+    text = None
+    if packet.data is not None:
+        try:  # binary-free, as nearly every packet is: one pass, json's C encoder's
+            text = dumps(packet.data)
+        except TypeError:  # bytes somewhere (or something JSON cannot hold: raised again below)
+            text = dumps(_deconstruct(packet.data, attachments))
     ptype = packet.type
     if attachments:
         if ptype == PacketType.EVENT:
@@ -119,8 +124,8 @@ def encode_packet(packet: Packet) -> list[str | bytes]:
         parts.append(packet.namespace + ",")
     if packet.id is not None:
         parts.append(str(packet.id))
-    if data is not None:
-        parts.append(dumps(data))
+    if text is not None:
+        parts.append(text)
     return ["".join(parts), *attachments]
 
 
