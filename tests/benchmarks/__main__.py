@@ -114,7 +114,9 @@ def raise_fd_limit(n: int) -> None:
 
 
 def ensure_node_modules() -> None:
-    if not (NODE_DIR / "node_modules" / ".package-lock.json").exists():
+    """npm ci when node_modules is missing or older than the lock file (a dependency added)."""
+    installed = NODE_DIR / "node_modules" / ".package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < (NODE_DIR / "package-lock.json").stat().st_mtime:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
 
 
