@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime.errors import InvalidRoom
-from realtime.rooms import ROOM_GRAMMAR, group_to_room, is_public, room_to_group, validate_room
+from realtime.rooms import PRIVATE_GROUP_PREFIXES, ROOM_GRAMMAR, group_to_room, is_public, room_to_group, validate_room
 
 UUID = "3f2b8c1e-9d4a-4b7e-8f21-0c5d6e7a8b90"
 STELLAR_KEY = "GCEZWKCA5VLDNRLN3RPRJMRZOX3Z6G5CHCGSNFHEYVXM3XOJMDS674JZ"  # 56 characters
@@ -165,3 +165,12 @@ def test_room_to_group_is_injective(a, b):
 @given(rooms)
 def test_is_public_follows_the_prefix(room):
     assert is_public(room) is (room.split(":", 1)[0] in ("market", "system"))
+
+
+@settings(max_examples=250)
+@given(rooms)
+def test_a_rooms_group_is_heard_through_the_private_pattern_exactly_when_the_room_is_private(room):
+    """A private kind added to the grammar but not to PRIVATE_GROUP_PREFIXES would still work,
+    one SUBSCRIBE per room, the cost the pattern removed (pubsub_layer); a public room's group
+    under a private prefix would be heard by every process."""
+    assert room_to_group(room).startswith(PRIVATE_GROUP_PREFIXES) is (not is_public(room))
