@@ -31,6 +31,11 @@ class TcpProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def upstream_addresses(self) -> set[str]:
+        """"host:port" of each open connection's end at the target: how the target (Redis' CLIENT
+        LIST, say) names the clients that came through here."""
+        return {"%s:%d" % upstream.get_extra_info("sockname")[:2] for _, upstream in self._pairs}
+
     def cut(self) -> None:
         """Drop every connection now and refuse new ones until `restore`."""
         self.refusing = True
