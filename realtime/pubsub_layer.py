@@ -167,6 +167,8 @@ class GroupMembership:
             return [await self.layer.group_discard(group, self.channel) for group in groups]
         by_shard = defaultdict(list)
         for group in dict.fromkeys(groups):
+            if self.leave_now(group):  # heard through the pattern, which stays for the others
+                continue
             group_channel = layer._get_group_channel_name(group)
             members = layer.groups.get(group_channel)
             if members is None or self.channel not in members:
@@ -174,8 +176,7 @@ class GroupMembership:
             members.discard(self.channel)
             if not members:  # the last member out: the process stops hearing the group
                 del layer.groups[group_channel]
-                if not group.startswith(self.pattern_prefixes):  # the pattern stays for the others
-                    by_shard[layer._get_shard(group_channel)].append(group_channel)
+                by_shard[layer._get_shard(group_channel)].append(group_channel)
         await _subscribe(by_shard, False)
         return [None] * len(groups)
 

@@ -28,6 +28,8 @@ async def connect(sid, environ, auth=None):
             claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="authenticated", issuer=ISSUER)
         except jwt.PyJWTError as exc:
             raise socketio.exceptions.ConnectionRefusedError(str(exc), {"code": "invalid_token"}) from None
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise socketio.exceptions.ConnectionRefusedError("token has no subject", {"code": "invalid_token"})
         metadata = claims.get("app_metadata")
         permissions = metadata.get("permissions", []) if isinstance(metadata, dict) else []
         user = {"userId": claims["sub"], "userEmail": claims.get("email"), "permissions": permissions}
