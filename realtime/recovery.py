@@ -25,7 +25,7 @@ from typing import Any
 
 import msgpack
 
-from .redis_client import redis_client
+from .redis_client import OwnConnection, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,7 @@ class RedisEventLog:
         self.max_age_ms = max_age_ms
         self.max_entries = max_entries
         self._head_read: asyncio.Future | None = None
+        self._head_connection = OwnConnection(self.client)  # a shared read at a time is in flight
         self._append_once = self.client.register_script(_APPEND_ONCE)
         self._append_once_and_publish = self.client.register_script(_APPEND_ONCE_AND_PUBLISH)
 
@@ -194,9 +195,17 @@ class RedisEventLog:
         worst a recovery replays an event from just before it subscribed.
         """
         if self._head_read is None:
-            self._head_read = asyncio.ensure_future(self.head())
+            self._head_read = asyncio.ensure_future(self._read_shared_head())
             self._head_read.add_done_callback(self._head_read_done)
         return await asyncio.shield(self._head_read)
+
+    async def aclose(self) -> None:
+        await self._head_connection.aclose()
+        await self.client.aclose()
+
+    async def _read_shared_head(self) -> str:
+        entries = await self._head_connection.execute("XREVRANGE", self.key, "+", "-", "COUNT", 1)
+        return entries[0][0].decode() if entries else "0-0"
 
     def _head_read_done(self, read: asyncio.Future) -> None:
         self._head_read = None

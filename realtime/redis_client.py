@@ -11,7 +11,7 @@ import time
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, TimeoutError as RedisTimeoutError
 
 from .batching import Coalescer
 
@@ -75,6 +75,38 @@ return results
 """
 
 
+class OwnConnection:
+    """One connection of a client's pool, its own for good, for a caller that has one command in
+    flight at a time (BatchedScript's batches, the event log's shared head read). Its commands go
+    out and come back straight: redis-py's execute_command around them (a lock, the retry
+    wrapper, observability hooks) and a pool's get and release were a third of such a round
+    trip's CPU in a burst of connects (tests/benchmarks.paired). As the client's Retry: once more
+    on a fresh connection after a connection failure. The reply is RESP as read, with none of
+    redis-py's per-command parsing (XREVRANGE's entries stay lists).
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = redis.Redis(connection_pool=client.connection_pool, single_connection_client=True)
+
+    async def execute(self, *args):
+        if self.client.connection is None:
+            await self.client.initialize()
+        conn = self.client.connection
+        try:
+            return await self._exchange(conn, args)
+        except REDIS_AWAY:  # after a blip the connection is dead although Redis is back
+            await conn.disconnect()
+            return await self._exchange(conn, args)
+
+    @staticmethod
+    async def _exchange(conn, args: tuple):
+        await conn.send_packed_command(conn.pack_command(*args), check_health=False)
+        return await conn.read_response()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
 class BatchedScript:
     """A Lua script whose calls run in batches (batching.Coalescer): those that arrive while a
     batch is in flight go together in the next one, as one EVALSHA that runs the script once
@@ -86,24 +118,24 @@ class BatchedScript:
     """
 
     def __init__(self, client: redis.Redis, body: str) -> None:
-        # One connection of the client's pool, its own for good: a batch at a time is in flight,
-        # and taking a connection from the pool and giving it back was a third of redis-py's
-        # work per batch (tests/benchmarks, py-spy).
-        self.client = redis.Redis(connection_pool=client.connection_pool, single_connection_client=True)
-        self._script = self.client.register_script(_BATCH % body)  # reloads itself after a SCRIPT FLUSH
+        self._connection = OwnConnection(client)  # a batch at a time is in flight
+        self._script = self._connection.client.register_script(_BATCH % body)
         self._call = Coalescer(self._run)
 
     def __call__(self, keys: list, args: list) -> asyncio.Future:
         return self._call((keys, args))
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self._connection.aclose()
 
     async def _run(self, calls: list[tuple[list, list]]) -> list:
         nkeys, nargs = len(calls[0][0]), len(calls[0][1])
         if any(len(keys) != nkeys or len(args) != nargs for keys, args in calls):
             raise ValueError("every call of a batched script takes the same number of keys and of arguments")
-        return await self._script(
-            keys=[key for keys, _ in calls for key in keys],
-            args=[len(calls), nkeys, nargs, *(arg for _, args in calls for arg in args)],
-        )
+        keys = [key for keys, _ in calls for key in keys]
+        args = [len(calls), nkeys, nargs, *(arg for _, args in calls for arg in args)]
+        try:
+            return await self._connection.execute("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        except NoScriptError:  # never loaded here, or a SCRIPT FLUSH since: as redis-py's Script
+            self._script.sha = await self._connection.client.script_load(self._script.script)
+            return await self._connection.execute("EVALSHA", self._script.sha, len(keys), *keys, *args)

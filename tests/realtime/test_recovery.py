@@ -158,17 +158,17 @@ async def test_connects_in_a_burst_share_one_read_of_the_redis_log_head():
     log = RedisEventLog(REDIS_URL, f"test-head-{os.getpid()}", max_age_ms=60_000)
     try:
         newest = await log.append("/", ("market:A_B",), "e", 1)
-        reads = []  # each real XREVRANGE the log sends (a spy on the Redis client, not a stub)
-        xrevrange = log.client.xrevrange
-        log.client.xrevrange = lambda *args, **kwargs: reads.append(1) or xrevrange(*args, **kwargs)
+        reads = []  # each real command the shared read sends (a spy on its connection, not a stub)
+        execute = log._head_connection.execute
+        log._head_connection.execute = lambda *args: reads.append(args[0]) or execute(*args)
         heads = await asyncio.gather(*(log.shared_head() for _ in range(20)))
         assert heads == [newest] * 20
-        assert len(reads) == 1  # twenty connects, one round trip
+        assert reads == ["XREVRANGE"]  # twenty connects, one round trip
         later = await log.append("/", ("market:A_B",), "e", 2)
         assert await log.shared_head() == later and len(reads) == 2  # afresh once the last one is done
     finally:
         await log.client.delete(log.key)
-        await log.client.aclose()
+        await log.aclose()
 
 
 async def test_an_append_whose_answer_is_lost_is_logged_once():

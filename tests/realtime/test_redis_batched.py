@@ -95,3 +95,27 @@ async def test_a_lost_redis_answers_every_caller(tmp_path):
         await limit.aclose()
         await limiter.aclose()
         redis_server.stop()
+
+
+async def test_the_first_calls_after_a_redis_restart_are_answered_by_redis(tmp_path):
+    """The scripts' and the log's shared read keep a connection of their own: after a restart it
+    is dead, and the next call must go again on a fresh one, not fail into the fallback (which
+    lets a rate-limited address through uncounted, and connects a socket without an offset)."""
+    from realtime.recovery import RedisEventLog
+
+    redis_server = RedisProcess(tmp_path).start()
+    limiter = RedisRateLimiter(redis_server.url, limit=1, window_ms=60_000, block_ms=60_000, prefix="restart")
+    log = RedisEventLog(redis_server.url, "restart", max_age_ms=60_000)
+    try:
+        assert (await limiter.hit("a")).allowed
+        assert await log.shared_head() == "0-0"
+        redis_server.stop()
+        redis_server.start()  # the same port, empty
+        offset = await log.append("/", ("market:A_B",), "e", 1)
+        assert await log.shared_head() == offset
+        assert (await limiter.hit("b")).allowed
+        assert not (await limiter.hit("b")).allowed  # the first hit was counted in Redis
+    finally:
+        await limiter.aclose()
+        await log.aclose()
+        redis_server.stop()
