@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 
+import hiredis
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -100,7 +101,9 @@ class OwnConnection:
 
     @staticmethod
     async def _exchange(conn, args: tuple):
-        await conn.send_packed_command(conn.pack_command(*args), check_health=False)
+        # hiredis packs in C what redis-py's pack_command joins argument by argument into a
+        # growing buffer (a batch of a hundred arguments copies it a hundred times).
+        await conn.send_packed_command(hiredis.pack_command(args), check_health=False)
         return await conn.read_response()
 
     async def aclose(self) -> None:
