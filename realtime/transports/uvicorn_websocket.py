@@ -33,11 +33,11 @@ import binascii
 import hashlib
 import logging
 import re
+import struct
 from collections import deque
 from collections.abc import Sequence
 from urllib.parse import unquote
 
-from websockets.frames import Frame as WsFrame, Opcode
 from websockets.protocol import State
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -73,11 +73,22 @@ class FrameCache:
 
 
 def _serialize(frame: Frame) -> bytes:
+    """One unmasked, final WebSocket frame (RFC 6455 5.2): what websockets' Frame.serialize(mask=
+    False) writes for a text or binary message, without its checks for other frames and
+    extensions (none here: a deflated connection never uses this writer). A third of the cost."""
     if isinstance(frame, str):
-        return WsFrame(Opcode.TEXT, frame.encode()).serialize(mask=False)
-    return WsFrame(Opcode.BINARY, frame).serialize(mask=False)
+        frame, head = frame.encode(), 0x81  # FIN, text
+    else:
+        head = 0x82  # FIN, binary
+    n = len(frame)
+    if n < 126:
+        return bytes((head, n)) + frame
+    if n < 65536:
+        return _SHORT.pack(head, 126, n) + frame
+    return _LONG.pack(head, 127, n) + frame
 
 
+_SHORT, _LONG = struct.Struct("!BBH"), struct.Struct("!BBQ")
 _cache = FrameCache()
 
 

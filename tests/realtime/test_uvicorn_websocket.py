@@ -14,6 +14,7 @@ import logging
 import pytest
 import uvicorn
 from websockets.asyncio.client import connect
+from websockets.frames import Frame as WsFrame, Opcode
 
 from realtime.transports.uvicorn_websocket import RAW_WRITER, Flag, FrameCache, Inbox, WebSocketProtocol
 from tests.servers import free_port
@@ -77,6 +78,15 @@ def test_a_shared_frame_list_is_framed_once():
     for n in range(FrameCache.SIZE):
         cache.wire([f"4{n}"])
     assert cache.wire(shared) == first and cache.wire(shared) is not first  # evicted, re-framed
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_frames_are_framed_as_websockets_frames_them(size):
+    """Every payload length form (7-bit, 16-bit, 64-bit), text (UTF-8 of any width) and binary."""
+    text = ("\u00e9\u4e16\U0001f600x" * size)[:size]
+    for frame, opcode, payload in ((text, Opcode.TEXT, text.encode()), (bytes(range(256)) * (size // 256) + bytes(size % 256), Opcode.BINARY, None)):
+        expected = WsFrame(opcode, payload if payload is not None else frame).serialize(mask=False)
+        assert FrameCache().wire([frame]) == expected
 
 
 async def test_the_connection_keeps_no_handshake_headers_once_open():
