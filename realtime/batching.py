@@ -10,7 +10,8 @@ Measured (tests/benchmarks, N = 10,000 signed-in connects, the two limit scripts
 going as soon as the previous batch came back made 4,873 batches; after 32 turns, 807, and the
 server's CPU per connect fell by a fifth (four runs of each, alternated: 395-531 us against
 547-627). Nothing waits for a timer: counted in turns, the wait is long only while there is work
-to fill it.
+to fill it. A call alone pays for its turns: ~38 us of wait and of CPU (uvloop, this machine),
+against ~500 us of CPU for a connect.
 """
 
 from __future__ import annotations
