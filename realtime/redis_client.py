@@ -84,8 +84,8 @@ class OwnConnection:
     (a scratch loop: 122 against 75 us an EVALSHA; paired, 6 % of a signed-in connect's, with the
     head read's pool get and release). As the client's Retry: once more on a fresh connection
     after a connection failure (a command whose reply was lost runs twice: a rate-limit hit may
-    count twice across a Redis blip, erring strict). The reply is RESP as read, with none of redis-py's per-command
-    parsing (XREVRANGE's entries stay lists).
+    count twice across a Redis blip, erring strict). The reply is RESP as read, with none of
+    redis-py's per-command parsing (XREVRANGE's entries stay lists).
     """
 
     def __init__(self, client: redis.Redis) -> None:

@@ -41,6 +41,23 @@ async def test_a_burst_of_hits_shares_round_trips_and_counts_exactly(redis_serve
         await limiter.aclose()
 
 
+async def test_hits_arriving_over_several_turns_of_the_loop_share_one_round_trip(redis_server):
+    """A burst of connects reaches the limiter over many turns of the event loop, not in one:
+    the batch waits for them (batching.GATHER_TURNS) instead of going with the first."""
+    limiter = RedisRateLimiter(redis_server.url, limit=1000, window_ms=60_000, block_ms=60_000, prefix="turns")
+    try:
+        assert (await limiter.hit("warm-up")).allowed  # loads the script: its own round trips
+        before = evalsha_calls(redis_server.url)
+        hits = []
+        for _ in range(20):  # a hit a turn
+            hits.append(asyncio.ensure_future(limiter.hit("spread")))
+            await asyncio.sleep(0)
+        assert all(v.allowed for v in await asyncio.gather(*hits))
+        assert evalsha_calls(redis_server.url) - before == 1
+    finally:
+        await limiter.aclose()
+
+
 async def test_each_caller_gets_its_own_answer(redis_server):
     limit = RedisConnectionLimit(redis_server.url, 1, prefix="batched-conns")
     users = [f"user{n % 50}" for n in range(BURST)]  # four sign-ins per user, one allowed
